@@ -1,0 +1,3 @@
+from lattts.cli import main
+
+main()

@@ -1,0 +1,124 @@
+"""`lattts predict`: the latency-optimal (B, gamma, L) within a wall-clock budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lattts.cli.common import console, handle_errors, print_json
+from lattts.errors import UserError
+from lattts.units import format_duration, parse_duration_s, parse_int_list
+
+LABELS = {"best": "latency-optimal", "baseline": "baseline (B=1, γ=0)", "branch_wise": "branch-wise (γ=0)",
+          "sequence_wise": "sequence-wise (B=1)"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict")(predict)
+
+
+@handle_errors
+def predict(
+    budget: str = typer.Option(..., "--budget", "-b", help="Wall-clock budget: 500ms, 10s, 1m, 1.5min."),
+    model: str = typer.Option("s1.1-32B", "--model", "-m", help="Target model: a name (`lattts models`) or a config.json path."),
+    draft: str = typer.Option("s1.1-7B", "--draft", "-d", help="Draft model, 'self:N' (first N target layers), or 'none'."),
+    acceptance: Optional[str] = typer.Option(None, "--acceptance", "-a",
+                                             help="Acceptance rate alpha, or a measured acceptance file; default: the paper's rate for the pair."),
+    curve: str = typer.Option("s1.1-32b-math500-paper", "--curve", "-c", help="Accuracy curve: a name (`lattts curves`) or a traces file."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device table key (`lattts hardware`) or 'cpu'; default: detected."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="Calibrated device profile JSON (from `lattts calibrate`)."),
+    devices: str = typer.Option("auto", "--devices", help="Tensor-parallel device count, or 'auto' (fewest that hold the weights)."),
+    prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Prompt length in tokens."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="Weights/KV dtype (bf16, fp16, fp32, fp8); default: the profile's."),
+    max_branches: int = typer.Option(128, "--max-branches", help="Largest B searched (powers of two up to it)."),
+    max_draft_len: int = typer.Option(8, "--max-draft-len", help="Largest draft length gamma searched."),
+    lengths: Optional[str] = typer.Option(None, "--lengths", help="Length budgets L to search, e.g. 1024,2048; default: the curve's, 4 per octave."),
+    natural_lengths: Optional[Path] = typer.Option(None, "--natural-lengths",
+                                                   help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
+    frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive frontier chart to this HTML file."),
+) -> None:
+    """Predict the most accurate configuration that answers within BUDGET, with the paper's baselines."""
+    from lattts.plan import build_plan, prediction_json
+    from lattts.simulator.search import evaluate_grid, predict as run_predict
+
+    budget_s = parse_duration_s(budget)
+    plan = build_plan(model, draft, acceptance, curve, device, str(profile) if profile else None, devices,
+                      prompt_tokens, dtype, max_branches, max_draft_len,
+                      parse_int_list(lengths, "--lengths") if lengths else None,
+                      str(natural_lengths) if natural_lengths else None)
+    grid = evaluate_grid(plan.problem)
+    if len(grid) == 0:
+        raise UserError(f"the curve {plan.problem.curve.name} has no accuracy at the requested lengths; "
+                        f"its budgets are {plan.problem.curve.budgets}")
+    result = run_predict(plan.problem, budget_s, grid)
+    if not grid.fits.any():
+        raise UserError(f"no configuration fits in memory ({result.excluded_memory} evaluated) on "
+                        f"{plan.problem.devices}x {plan.problem.profile.name}; try --devices, --dtype or a smaller model")
+    if result.best is None:
+        fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
+        raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
+                        f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
+                        f"L={fastest.max_tokens}); raise --budget")
+    if html:
+        from lattts.report.plots import frontier_figure, save_html
+
+        title = f"{plan.problem.target.name} on {plan.problem.devices}x {plan.problem.profile.name}: budget {format_duration(budget_s)}"
+        save_html(frontier_figure(grid, result, title, budget_s), html)
+    if json_out:
+        out = prediction_json(plan, result)
+        if html:
+            out["html"] = str(html)
+        print_json(out)
+        return
+    _print_tables(plan, result, budget_s, frontier_rows, html)
+
+
+def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path | None) -> None:
+    from rich.table import Table
+
+    p = plan.problem
+    console.print(f"[bold]lattts predict[/]: most accurate configuration within [bold]{format_duration(budget_s)}[/]")
+    console.print(f"  model     {p.target.name}" + (f", draft {p.draft.name}" if p.draft else ", no draft")
+                  + f", prompt {p.prompt_tokens} tokens, {p.weight_dtype}")
+    console.print(f"  device    {p.devices}x {p.profile.name} — {plan.device_reason}; {plan.devices_reason}", highlight=False)
+    console.print(f"  latency   roofline on {p.profile.source}", highlight=False)
+    if p.acceptance:
+        console.print(f"  accept    alpha {p.acceptance.alpha:.3f} from {p.acceptance.source}", highlight=False)
+    console.print(f"  accuracy  {p.curve.name}: {p.curve.source}", highlight=False)
+    if p.lengths:
+        console.print(f"  lengths   natural, {p.lengths.source}", highlight=False)
+    console.print(f"  grid      {result.evaluated} configurations, {result.excluded_memory} excluded (exceed device memory)")
+
+    table = Table(title="answer and the paper's strategies at this budget", title_justify="left")
+    for col in ("strategy", "B", "γ", "L", "latency", "accuracy", "tok/round"):
+        table.add_column(col, justify="right" if col != "strategy" else "left")
+    rows = [("best", result.best)] + list(result.baselines.items())
+    for key, point in rows:
+        if point is None:
+            table.add_row(LABELS[key], "-", "-", "-", "none within budget", "-", "-")
+            continue
+        style = "bold green" if key == "best" else None
+        table.add_row(LABELS[key], str(point.branches), str(point.draft_len), str(point.max_tokens),
+                      format_duration(point.latency_s), f"{point.accuracy:.1%}", f"{point.tokens_per_round:.2f}",
+                      style=style)
+    console.print(table)
+
+    front = list(result.frontier)
+    if front:
+        step = max(1, len(front) // max(frontier_rows, 1))
+        shown = front[::step][:frontier_rows]
+        ftable = Table(title=f"Pareto frontier ({len(front)} points; {len(shown)} shown)", title_justify="left")
+        for col in ("B", "γ", "L", "latency", "accuracy"):
+            ftable.add_column(col, justify="right")
+        for point in shown:
+            mark = " *" if point.latency_s <= budget_s else ""
+            ftable.add_row(str(point.branches), str(point.draft_len), str(point.max_tokens),
+                           format_duration(point.latency_s) + mark, f"{point.accuracy:.1%}")
+        console.print(ftable)
+        console.print("  * within budget")
+    if html:
+        console.print(f"  chart written to {html}")

@@ -1,0 +1,1 @@
+"""Devices: the datasheet table, GPU detection through NVML, the host CPU, saved calibrations."""

@@ -1,0 +1,95 @@
+"""Plotly figures. The CLI's --html and the notebooks call these same functions.
+
+plotly is imported inside each function so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lattts.paths import write_atomic
+
+
+def save_html(fig: Any, path: str | Path) -> Path:
+    """Write a standalone interactive HTML file atomically (plotly.js inlined, works offline)."""
+    return write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+
+
+def frontier_figure(grid, prediction, title: str, budget_s: float | None = None):
+    """Accuracy against latency for every configuration, the Pareto frontier, the budget and the strategies."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fits = grid.fits
+    hover = [f"B={b} γ={g} L={l}<br>{t:.3g} s, {a:.1%}" for b, g, l, t, a in
+             zip(grid.branches, grid.draft_len, grid.max_tokens, grid.latency_s, grid.accuracy)]
+    for gamma in np.unique(grid.draft_len):
+        sel = (grid.draft_len == gamma) & fits
+        fig.add_trace(go.Scatter(x=grid.latency_s[sel], y=grid.accuracy[sel], mode="markers", name=f"γ={gamma}",
+                                 text=[hover[i] for i in np.flatnonzero(sel)], hoverinfo="text",
+                                 marker=dict(size=6, opacity=0.6)))
+    if (~fits).any():
+        sel = ~fits
+        fig.add_trace(go.Scatter(x=grid.latency_s[sel], y=grid.accuracy[sel], mode="markers",
+                                 name="exceeds memory", marker=dict(symbol="x", color="lightgrey", size=5),
+                                 text=[hover[i] for i in np.flatnonzero(sel)], hoverinfo="text", visible="legendonly"))
+    front = prediction.frontier
+    fig.add_trace(go.Scatter(x=[p.latency_s for p in front], y=[p.accuracy for p in front], mode="lines",
+                             name="Pareto frontier", line=dict(color="black", width=2), line_shape="hv"))
+    marks = {"best": prediction.best, **prediction.baselines}
+    symbols = {"best": "star", "baseline": "circle-open", "branch_wise": "square-open", "sequence_wise": "diamond-open"}
+    for name, point in marks.items():
+        if point is None:
+            continue
+        fig.add_trace(go.Scatter(x=[point.latency_s], y=[point.accuracy], mode="markers", name=name.replace("_", "-"),
+                                 marker=dict(symbol=symbols[name], size=16, line=dict(width=2)),
+                                 text=[f"{name}: B={point.branches} γ={point.draft_len} L={point.max_tokens}"],
+                                 hoverinfo="text"))
+    if budget_s:
+        fig.add_vline(x=budget_s, line_dash="dash", annotation_text=f"budget {budget_s:g} s")
+    fig.update_layout(title=title, xaxis_title="predicted latency (s)", yaxis_title="accuracy",
+                      xaxis_type="log", yaxis_tickformat=".0%", template="plotly_white")
+    return fig
+
+
+def roofline_figure(rows: list[dict], title: str, ridge: float | None = None):
+    """Three panels, as the paper's Figure 3: roofline (attainable FLOP/s vs intensity), throughput and
+    latency per forward pass against batch size. ``rows`` come from ``lattts.cli.roofline.sweep``."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("roofline", "throughput vs batch", "latency per pass vs batch"))
+    batch = [r["batch"] for r in rows]
+    intensity = [r["intensity_flop_per_byte"] for r in rows]
+    attained = [r["attained_flops_per_s"] for r in rows]
+    bound = [r["bound"] for r in rows]
+    text = [f"B={b}, {k}-bound" for b, k in zip(batch, bound)]
+    if ridge:
+        peak = rows[0]["peak_flops_per_s"]
+        bw = peak / ridge
+        xs = np.logspace(np.log10(min(intensity) / 2), np.log10(max(max(intensity), ridge) * 4), 200)
+        fig.add_trace(go.Scatter(x=xs, y=np.minimum(xs * bw, peak), mode="lines", name="roofline",
+                                 line=dict(color="black")), row=1, col=1)
+        fig.add_vline(x=ridge, line_dash="dot", row=1, col=1, annotation_text=f"ridge {ridge:.0f} FLOP/B")
+    fig.add_trace(go.Scatter(x=intensity, y=attained, mode="markers+lines", name="forward pass", text=text,
+                             hoverinfo="text+x+y"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=batch, y=[r["tokens_per_s"] for r in rows], mode="markers+lines",
+                             name="tokens/s", text=text), row=1, col=2)
+    fig.add_trace(go.Scatter(x=batch, y=[r["time_s"] * 1e3 for r in rows], mode="markers+lines",
+                             name="ms per pass", text=text), row=1, col=3)
+    for key in ("measured_s",):
+        if any(key in r for r in rows):
+            pts = [(r["batch"], r[key]) for r in rows if r.get(key) is not None]
+            fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[t * 1e3 for _, t in pts], mode="markers",
+                                     name="measured", marker=dict(symbol="x", size=9)), row=1, col=3)
+    fig.update_xaxes(type="log", title_text="FLOP per byte", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="FLOP/s", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="batch (sequences)", row=1, col=2)
+    fig.update_yaxes(title_text="tokens/s", row=1, col=2)
+    fig.update_xaxes(type="log", title_text="batch (sequences)", row=1, col=3)
+    fig.update_yaxes(title_text="ms", row=1, col=3)
+    fig.update_layout(title=title, template="plotly_white", showlegend=False)
+    return fig

@@ -1,0 +1,192 @@
+"""Roofline cost of one forward pass, summed over op groups.
+
+One pass runs B sequences, each adding q new tokens on top of s cached ones (decode q=1,
+speculative verify q=gamma+1, prefill q=prompt, s=0), and computes logits for ``logits`` of the
+q positions. Each op group costs max(memory time, compute time) (or a smooth p-norm of the two
+when a calibrated profile says so); groups add. Everything here is plain numpy on arrays that
+broadcast, so the search evaluates thousands of passes at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lattts.models.spec import DTYPE_BYTES, ModelSpec, canonical_dtype
+from lattts.simulator.profile import DeviceProfile
+
+GROUPS = ("linear", "attention", "lm_head", "elementwise", "overhead", "comm")
+
+
+@dataclass(frozen=True)
+class GroupCost:
+    """One op group of one pass: its time, what bounds it, and its work."""
+
+    name: str
+    time_s: float
+    bound: str  # 'memory', 'compute' or 'overhead'
+    flops: float
+    bytes: float
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """Cost of one forward pass: total time and the per-group breakdown."""
+
+    time_s: float
+    flops: float
+    bytes: float
+    groups: tuple[GroupCost, ...]
+
+    def group(self, name: str) -> GroupCost:
+        return next(g for g in self.groups if g.name == name)
+
+    @property
+    def bound(self) -> str:
+        """What bounds the pass: the bound of its most expensive group."""
+        return max(self.groups, key=lambda g: g.time_s).bound
+
+
+def combine(memory_s, compute_s, p: float):
+    """Join memory and compute time: max for p=inf (roofline), a smooth p-norm otherwise."""
+    if math.isinf(p):
+        return np.maximum(memory_s, compute_s)
+    hi = np.maximum(np.maximum(memory_s, compute_s), 1e-30)
+    return hi * ((memory_s / hi) ** p + (compute_s / hi) ** p) ** (1.0 / p)
+
+
+@dataclass(frozen=True)
+class PassWork:
+    """FLOPs and bytes of every op group of a pass, as arrays broadcast over (B, q, s, logits)."""
+
+    linear_flops: np.ndarray
+    linear_weight_bytes: float
+    linear_act_bytes: np.ndarray
+    rows: np.ndarray  # token rows per matmul, B*q: decides the GEMV (1 row) or GEMM path
+    attn_flops: np.ndarray
+    attn_kv_bytes: np.ndarray
+    attn_act_bytes: np.ndarray
+    head_flops: np.ndarray
+    head_weight_bytes: float
+    head_act_bytes: np.ndarray
+    head_rows: np.ndarray
+    elementwise_bytes: np.ndarray
+    comm_bytes: np.ndarray  # all-reduce payload per pass when tensor-parallel
+
+
+def pass_work(spec: ModelSpec, batch, query, context, logits=None, dtype: str = "bf16", devices: int = 1) -> PassWork:
+    """Count the work of one pass; with ``devices`` > 1 it is one device's share under tensor parallelism."""
+    B = np.asarray(batch, dtype=float)
+    q = np.asarray(query, dtype=float)
+    s = np.asarray(context, dtype=float)
+    n_logits = q if logits is None else np.asarray(logits, dtype=float)
+    nb = DTYPE_BYTES[canonical_dtype(dtype)]
+    d, L = spec.d_model, spec.n_layers
+    N = B * q  # token rows through every matmul
+
+    # Linear layers: (N, d_in) x (d_in, d_out) for q, k, v, o, gate, up, down (+ EAGLE-3 fusion).
+    linear_flops = 2.0 * N * spec.linear_weights
+    # matmul inputs read and outputs written, per token per layer:
+    # q,k,v read x (attn_in) and write q_dim + 2 kv_dim; o reads q_dim writes d; gate/up read d write 2 d_ff;
+    # down reads d_ff writes d.
+    io_per_token = (3 * spec.attn_in_dim + 2 * spec.q_dim + 2 * spec.kv_dim + 4 * d + 3 * spec.d_ff)
+    linear_act = N * L * io_per_token * nb + (N * 4 * d * nb if spec.fusion_params else 0.0)
+
+    # Attention, causal: scores (B, n_heads, q, s+q) = Q (B, n_heads, q, h) x K^T, then P x V.
+    # Each new token i attends to s + i + 1 positions: sum over i = q*s + q(q+1)/2.
+    attended = q * s + q * (q + 1) / 2.0
+    attn_flops = 4.0 * L * spec.n_heads * spec.head_dim * B * attended
+    # KV cache: read (B, s, n_kv, h) for K and V, write (B, q, n_kv, h) for K and V, every layer.
+    kv_per_token = 2.0 * L * spec.kv_dim * nb
+    attn_kv = kv_per_token * B * (s + q)
+    attn_act = N * L * (2 * spec.q_dim) * nb  # Q read, attention output written
+
+    # LM head: (B*logits, d) x (d, V); logits written.
+    head_rows = B * n_logits
+    head_flops = 2.0 * head_rows * d * spec.out_vocab
+    head_act = head_rows * (d + spec.out_vocab) * nb
+
+    # Norms (read+write d, twice), residual adds (read 2d write d, twice), SwiGLU (read 2 d_ff, write d_ff),
+    # RoPE on q and k (read+write), per token per layer; plus the embedding gather.
+    elementwise = N * (L * (10 * d + 3 * spec.d_ff + 2 * (spec.q_dim + spec.kv_dim)) + d) * nb
+
+    comm = np.zeros_like(N)
+    if devices > 1:
+        linear_flops, attn_flops, head_flops = linear_flops / devices, attn_flops / devices, head_flops / devices
+        attn_kv, linear_act = attn_kv / devices, linear_act / devices
+        comm = 2.0 * L * N * d * nb  # two all-reduces of (N, d) per layer
+    return PassWork(
+        linear_flops=linear_flops, linear_weight_bytes=spec.linear_weights * nb / devices, linear_act_bytes=linear_act,
+        rows=N, attn_flops=attn_flops, attn_kv_bytes=attn_kv, attn_act_bytes=attn_act,
+        head_flops=head_flops, head_weight_bytes=spec.lm_head_weights * nb / devices, head_act_bytes=head_act,
+        head_rows=head_rows, elementwise_bytes=elementwise, comm_bytes=comm,
+    )
+
+
+def _weight_bw(profile: DeviceProfile, rows):
+    return np.where(np.asarray(rows) <= 1.0, profile.gemv_bw_bytes_per_s, profile.weight_bw_bytes_per_s)
+
+
+def group_times(work: PassWork, spec: ModelSpec, profile: DeviceProfile, devices: int = 1) -> dict[str, tuple]:
+    """(time, memory time, compute time) per group, as broadcast arrays."""
+    p = profile.knee_sharpness
+    lin_mem = work.linear_weight_bytes / _weight_bw(profile, work.rows) + work.linear_act_bytes / profile.act_bw_bytes_per_s
+    lin_cmp = work.linear_flops / profile.matmul_flops_per_s
+    att_mem = work.attn_kv_bytes / profile.kv_bw_bytes_per_s + work.attn_act_bytes / profile.act_bw_bytes_per_s
+    att_cmp = work.attn_flops / profile.attn_flops_per_s
+    head_mem = work.head_weight_bytes / _weight_bw(profile, work.head_rows) + work.head_act_bytes / profile.act_bw_bytes_per_s
+    head_cmp = work.head_flops / profile.matmul_flops_per_s
+    elem = work.elementwise_bytes / profile.act_bw_bytes_per_s
+    zero = np.zeros_like(work.rows)
+    overhead = zero + profile.pass_overhead_s + spec.n_layers * profile.layer_overhead_s
+    comm = zero
+    if devices > 1:
+        link = profile.interconnect_bytes_per_s or profile.act_bw_bytes_per_s
+        # ring all-reduce: each device sends and receives 2(n-1)/n of the payload
+        comm = 2 * spec.n_layers * profile.allreduce_latency_s + work.comm_bytes * 2 * (devices - 1) / devices / link
+    return {
+        "linear": (combine(lin_mem, lin_cmp, p), lin_mem, lin_cmp),
+        "attention": (np.maximum(att_mem, att_cmp), att_mem, att_cmp),
+        "lm_head": (combine(head_mem, head_cmp, p), head_mem, head_cmp),
+        "elementwise": (elem, elem, zero),
+        "overhead": (overhead, zero, zero),
+        "comm": (comm, comm, zero),
+    }
+
+
+def pass_time(spec: ModelSpec, profile: DeviceProfile, batch, query, context, logits=None,
+              dtype: str | None = None, devices: int = 1):
+    """Seconds for one forward pass (array over broadcast inputs)."""
+    work = pass_work(spec, batch, query, context, logits, dtype or profile.dtype, devices)
+    return sum(t for t, _, _ in group_times(work, spec, profile, devices).values())
+
+
+def forward_pass(spec: ModelSpec, profile: DeviceProfile, batch: int, query: int, context: int,
+                 logits: int | None = None, dtype: str | None = None, devices: int = 1) -> PassCost:
+    """The cost of one forward pass with its per-group breakdown (scalars)."""
+    work = pass_work(spec, batch, query, context, logits, dtype or profile.dtype, devices)
+    times = group_times(work, spec, profile, devices)
+    flops = {"linear": work.linear_flops, "attention": work.attn_flops, "lm_head": work.head_flops}
+    nbytes = {
+        "linear": work.linear_weight_bytes + work.linear_act_bytes,
+        "attention": work.attn_kv_bytes + work.attn_act_bytes,
+        "lm_head": work.head_weight_bytes + work.head_act_bytes,
+        "elementwise": work.elementwise_bytes, "comm": work.comm_bytes,
+    }
+    groups = []
+    for name in GROUPS:
+        total, mem, cmp_ = (float(np.asarray(x)) for x in times[name])
+        if name in ("overhead",):
+            bound = "overhead"
+        elif name == "comm":
+            bound = "communication"
+        else:
+            bound = "compute" if cmp_ > mem else "memory"
+        if name == "comm" and devices <= 1:
+            continue
+        groups.append(GroupCost(name=name, time_s=total, bound=bound,
+                                flops=float(np.asarray(flops.get(name, 0.0))), bytes=float(np.asarray(nbytes.get(name, 0.0)))))
+    return PassCost(time_s=sum(g.time_s for g in groups), flops=sum(g.flops for g in groups),
+                    bytes=sum(g.bytes for g in groups), groups=tuple(groups))

@@ -1,0 +1,171 @@
+"""Search the (B, gamma, L) grid: latency, accuracy, memory, the Pareto frontier and the best
+configuration within a budget, beside the paper's Table-1 strategies at that budget.
+
+Strategies (paper Table 1): baseline = B=1, gamma=0; branch-wise = gamma=0, any B; sequence-wise =
+B=1, any gamma; latency-optimal = anything. Each is the most accurate configuration of its kind
+that meets the budget (ties go to the faster one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from lattts.models.spec import ModelSpec
+from lattts.simulator.accuracy import AccuracyCurve
+from lattts.simulator.generation import generation_latency, memory_required_bytes
+from lattts.simulator.lengths import LengthDistribution
+from lattts.simulator.profile import DeviceProfile
+from lattts.simulator.speculative import AcceptanceModel
+
+DEFAULT_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
+DEFAULT_DRAFT_LENS = tuple(range(0, 9))
+STRATEGIES = ("baseline", "branch_wise", "sequence_wise")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything a prediction depends on."""
+
+    target: ModelSpec
+    profile: DeviceProfile
+    curve: AccuracyCurve
+    prompt_tokens: int
+    draft: ModelSpec | None = None
+    acceptance: AcceptanceModel | None = None
+    draft_shares_weights: bool = False
+    dtype: str | None = None
+    devices: int = 1
+    branches: tuple[int, ...] = DEFAULT_BRANCHES
+    draft_lens: tuple[int, ...] = DEFAULT_DRAFT_LENS
+    budgets: tuple[int, ...] = ()  # L values; empty = the curve's search grid
+    lengths: LengthDistribution | None = None  # natural lengths; None = budget forcing (every branch runs to L)
+
+    @property
+    def weight_dtype(self) -> str:
+        return self.dtype or self.profile.dtype
+
+
+@dataclass(frozen=True)
+class Point:
+    """One configuration with its predicted latency and accuracy."""
+
+    branches: int
+    draft_len: int
+    max_tokens: int
+    latency_s: float
+    accuracy: float
+    memory_bytes: float = field(default=0.0)
+    tokens_per_round: float = 1.0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["latency_s"] = round(self.latency_s, 6)
+        d["accuracy"] = round(self.accuracy, 6)
+        d["memory_bytes"] = int(self.memory_bytes)
+        d["tokens_per_round"] = round(self.tokens_per_round, 4)
+        return d
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Every configuration evaluated, as flat arrays."""
+
+    branches: np.ndarray
+    draft_len: np.ndarray
+    max_tokens: np.ndarray
+    latency_s: np.ndarray
+    accuracy: np.ndarray
+    memory_bytes: np.ndarray
+    fits: np.ndarray  # bool: within device memory
+    tokens_per_round: np.ndarray
+
+    def point(self, i: int) -> Point:
+        return Point(int(self.branches[i]), int(self.draft_len[i]), int(self.max_tokens[i]),
+                     float(self.latency_s[i]), float(self.accuracy[i]), float(self.memory_bytes[i]),
+                     float(self.tokens_per_round[i]))
+
+    def __len__(self) -> int:
+        return len(self.branches)
+
+
+def evaluate_grid(problem: Problem) -> Grid:
+    """Latency, accuracy and memory of every (B, gamma, L) in the problem's grid."""
+    budgets = problem.budgets or tuple(problem.curve.search_budgets())
+    gammas = problem.draft_lens if problem.draft is not None else (0,)
+    B, G, L = (a.ravel() for a in np.meshgrid(problem.branches, gammas, budgets, indexing="ij"))
+    needed = None if problem.lengths is None else np.maximum(problem.lengths.expected_longest(B, L), 1.0)
+    lat = generation_latency(problem.target, problem.profile, B, G, L, problem.prompt_tokens, problem.draft,
+                             problem.acceptance, problem.weight_dtype, problem.devices, needed)
+    acc = problem.curve.accuracy(B, L)
+    mem = memory_required_bytes(problem.target, B, G, L, problem.prompt_tokens, problem.weight_dtype,
+                                problem.draft, problem.draft_shares_weights)
+    fits = mem <= problem.profile.usable_memory_bytes * problem.devices
+    valid = ~np.isnan(acc)
+    return Grid(B[valid], G[valid], L[valid], lat.total_s[valid], acc[valid], mem[valid], fits[valid],
+                lat.tokens_per_round[valid])
+
+
+def strategy_mask(grid: Grid, strategy: str) -> np.ndarray:
+    if strategy == "baseline":
+        return (grid.branches == 1) & (grid.draft_len == 0)
+    if strategy == "branch_wise":
+        return grid.draft_len == 0
+    if strategy == "sequence_wise":
+        return grid.branches == 1
+    if strategy == "latency_optimal":
+        return np.ones(len(grid), dtype=bool)
+    raise ValueError(strategy)
+
+
+def best_within(grid: Grid, budget_s: float, mask: np.ndarray | None = None) -> int | None:
+    """Index of the most accurate configuration meeting the budget (fastest among equals), or None."""
+    ok = grid.fits & (grid.latency_s <= budget_s)
+    if mask is not None:
+        ok &= mask
+    idx = np.flatnonzero(ok)
+    if len(idx) == 0:
+        return None
+    acc = np.round(grid.accuracy[idx], 9)
+    top = idx[acc == acc.max()]
+    return int(top[np.argmin(grid.latency_s[top])])
+
+
+def pareto_frontier(latency_s: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Indices of the Pareto-optimal points, ordered by latency; accuracy strictly rises along it."""
+    order = np.lexsort((-accuracy, latency_s))  # by latency, then by accuracy descending
+    frontier, best = [], -np.inf
+    for i in order:
+        if accuracy[i] > best + 1e-12:
+            frontier.append(i)
+            best = accuracy[i]
+    return np.asarray(frontier, dtype=int)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    budget_s: float
+    best: Point | None
+    baselines: dict  # strategy -> Point | None
+    frontier: tuple[Point, ...]
+    evaluated: int
+    excluded_memory: int
+    fastest_s: float  # fastest configuration that fits memory
+
+
+def predict(problem: Problem, budget_s: float, grid: Grid | None = None) -> Prediction:
+    grid = grid if grid is not None else evaluate_grid(problem)
+    fitting = np.flatnonzero(grid.fits)
+    best = best_within(grid, budget_s)
+    baselines = {}
+    for strategy in STRATEGIES:
+        i = best_within(grid, budget_s, strategy_mask(grid, strategy))
+        baselines[strategy] = grid.point(i) if i is not None else None
+    frontier = fitting[pareto_frontier(grid.latency_s[fitting], grid.accuracy[fitting])] if len(fitting) else []
+    return Prediction(
+        budget_s=budget_s, best=grid.point(best) if best is not None else None, baselines=baselines,
+        frontier=tuple(grid.point(int(i)) for i in frontier), evaluated=len(grid),
+        excluded_memory=int((~grid.fits).sum()),
+        fastest_s=float(grid.latency_s[fitting].min()) if len(fitting) else float("inf"),
+    )

@@ -1,0 +1,85 @@
+"""Human units at the edges, SI inside.
+
+Durations parse from '500ms', '10s', '1m', '1.5min', '2h' into seconds; bytes, rates and
+durations format back for tables.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from lattts.errors import UserError
+
+_DURATION_UNITS_S = {
+    "us": 1e-6, "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+    "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+    "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+}
+_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zµ]*)\s*$")
+
+
+def parse_duration_s(text: str) -> float:
+    """Seconds in a duration such as '60s', '500ms', '1m', '1.5min'; a bare number is seconds."""
+    match = _DURATION_RE.match(str(text).lower())
+    if not match:
+        raise UserError(f"cannot parse duration {text!r}: use a number with a unit, e.g. 500ms, 10s, 1m, 1.5min")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    if unit not in _DURATION_UNITS_S:
+        raise UserError(f"unknown time unit {unit!r} in {text!r}: use ms, s, m/min or h")
+    seconds = value * _DURATION_UNITS_S[unit]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"duration {text!r} must be positive")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """'850 ms', '12.3 s', '4.2 min' for a duration in seconds."""
+    if not math.isfinite(seconds):
+        return "inf"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.3g} ms"
+    if seconds < 120.0:
+        return f"{seconds:.3g} s"
+    if seconds < 7200.0:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def format_bytes(n_bytes: float) -> str:
+    """'65.5 GB' (decimal units, as datasheets use)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n_bytes) >= scale:
+            return f"{n_bytes / scale:.3g} {unit}"
+    return f"{n_bytes:.0f} B"
+
+
+def format_rate(per_s: float, unit: str) -> str:
+    """'3.35 TB/s', '989 TFLOP/s' for a rate in units per second."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(per_s) >= scale:
+            return f"{per_s / scale:.3g} {prefix}{unit}/s"
+    return f"{per_s:.3g} {unit}/s"
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """[1, 2, 4] from '1,2,4'; every value must be a positive integer."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise UserError(f"{what}: {part!r} is not an integer; give a comma-separated list such as 1,2,4") from None
+        if value <= 0:
+            raise UserError(f"{what}: {value} must be at least 1")
+        values.append(value)
+    if not values:
+        raise UserError(f"{what}: empty list; give a comma-separated list such as 1,2,4")
+    return sorted(set(values))

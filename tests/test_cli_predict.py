@@ -1,0 +1,107 @@
+"""`lattts predict`, `hardware`, `models`, `roofline` through typer's CliRunner."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from lattts.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_predict_json_contract():
+    res = run("predict", "--budget", "60s", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["budget_s"] == 60.0
+    assert out["device"]["name"] and out["device"]["source"]
+    assert out["model"] == "s1.1-32B" and out["draft"] == "s1.1-7B"
+    assert out["curve"]["name"] and "published summary" in out["curve"]["source"]
+    fields = {"branches", "draft_len", "max_tokens", "latency_s", "accuracy"}
+    assert fields <= set(out["best"])
+    assert 0 < out["best"]["accuracy"] <= 1 and out["best"]["latency_s"] <= 60
+    assert set(out["baselines"]) == {"baseline", "branch_wise", "sequence_wise"}
+    for point in out["baselines"].values():
+        assert fields <= set(point)
+    lat = [p["latency_s"] for p in out["frontier"]]
+    assert lat == sorted(lat) and len(lat) > 3
+
+
+def test_predict_table_names_sources():
+    res = run("predict", "--budget", "1m")
+    assert res.exit_code == 0, res.output
+    for text in ("latency-optimal", "baseline", "branch-wise", "sequence-wise", "published summary", "datasheet"):
+        assert text in res.stdout
+
+
+def test_predict_html(tmp_path):
+    path = tmp_path / "frontier.html"
+    res = run("predict", "--budget", "90s", "--html", str(path))
+    assert res.exit_code == 0, res.output
+    assert path.stat().st_size > 100_000 and "plotly" in path.read_text()[:100_000].lower()
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--budget", "soon"], "cannot parse duration"),
+    (["--budget", "-3s"], "cannot parse"),
+    (["--budget", "0s"], "positive"),
+    (["--budget", "1s"], "fastest"),
+    (["--budget", "60s", "--model", "s1.1-31b"], "did you mean"),
+    (["--budget", "60s", "--device", "h100-sx"], "did you mean"),
+    (["--budget", "60s", "--draft", "Llama-3.1-8B-Instruct"], "vocabularies differ"),
+    (["--budget", "60s", "--draft", "self:4"], "--acceptance"),
+    (["--budget", "60s", "--acceptance", "1.5"], "[0, 1)"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, text):
+    res = run("predict", *args)
+    assert res.exit_code == 2, res.output
+    assert text in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) <= 2
+
+
+def test_malformed_config_path(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
+    res = run("predict", "--budget", "60s", "--model", str(path), "--draft", "none")
+    assert res.exit_code == 2 and "num_hidden_layers" in res.output
+
+
+def test_budget_units_agree():
+    a = json.loads(run("predict", "--budget", "1.5min", "--json").stdout)
+    b = json.loads(run("predict", "--budget", "90s", "--json").stdout)
+    assert a["best"] == b["best"]
+
+
+def test_predict_never_imports_torch_and_starts_fast():
+    code = ("import sys, time; t = time.time(); from lattts.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['predict', '--budget', '60s', '--json']); assert r.exit_code == 0, r.output; "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(time.time() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_hardware_json_lists_table_and_detection():
+    res = run("hardware", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert any(d["key"] == "h100-sxm" for d in out["devices"])
+    assert out["detected"]["cpu"]["threads"] >= 1
+
+
+def test_models_and_roofline(tmp_path):
+    res = run("models", "--json")
+    assert res.exit_code == 0 and any(m["name"] == "s1.1-32B" for m in json.loads(res.stdout)["models"])
+    res = run("roofline", "--json", "--device", "h100-sxm", "--html", str(tmp_path / "r.html"))
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    rows = out["rows"]
+    assert rows[0]["bound"] == "memory" and rows[-1]["groups"]["linear"]["bound"] == "compute"
+    assert 128 <= out["linear_compute_bound_from_batch"] <= 512  # ridge ~262 rows (NOTES s2, with efficiencies)
+    assert (tmp_path / "r.html").exists()

@@ -1,0 +1,83 @@
+"""Device table, NVML detection through a fake, and the device-choice rules."""
+
+import pytest
+
+from conftest import FakeNvml, nvml_error
+from lattts.errors import UserError
+from lattts.hardware.choose import Detection, choose_profile, detect
+from lattts.hardware.cpu import detect_cpu
+from lattts.hardware.devices import device_table, find_device, match_nvml_name
+from lattts.hardware.nvml import NvmlUnavailable, query_gpus
+
+H100 = {"name": "NVIDIA H100 80GB HBM3", "memory": 85520809984, "uuid": "GPU-abc"}
+
+
+def test_every_row_cites_a_source_and_required_devices_exist():
+    keys = {d.key for d in device_table()}
+    assert {"h100-sxm", "h100-pcie", "h200", "a100-sxm-40gb", "a100-sxm-80gb", "l40s", "rtx-4090", "a10g", "cpu"} <= keys
+    for d in device_table():
+        assert d.source
+        if d.kind == "gpu":
+            assert d.peak_flops["bf16"] > d.peak_flops["fp32"] > 0 and d.mem_bw_bytes_per_s > 0
+
+
+def test_datasheet_numbers():
+    h100 = find_device("H100 SXM")
+    assert h100.peak_flops["bf16"] == 989.4e12 and h100.mem_bw_bytes_per_s == 3.35e12  # NVIDIA H100 datasheet
+    assert find_device("a100-sxm-40gb").mem_bw_bytes_per_s == 1.555e12  # NVIDIA A100 datasheet
+
+
+@pytest.mark.parametrize("nvml_name,key", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"), ("NVIDIA H100 PCIe", "h100-pcie"), ("NVIDIA H200", "h200"),
+    ("NVIDIA A100-SXM4-80GB", "a100-sxm-80gb"), ("NVIDIA A100-SXM4-40GB", "a100-sxm-40gb"),
+    ("NVIDIA L40S", "l40s"), ("NVIDIA GeForce RTX 4090", "rtx-4090"), ("NVIDIA A10G", "a10g"),
+])
+def test_nvml_names_map_to_rows(nvml_name, key):
+    assert match_nvml_name(nvml_name).key == key
+
+
+def test_unknown_gpu_maps_to_nothing():
+    assert match_nvml_name("NVIDIA GeForce GTX 1080") is None
+
+
+def test_query_gpus_with_fake_nvml():
+    gpus = query_gpus(FakeNvml([H100]))
+    assert gpus[0].name == "NVIDIA H100 80GB HBM3" and gpus[0].driver == "550.54.15"
+    assert gpus[0].sm_clock_max_mhz == 1980 and gpus[0].memory_bytes == H100["memory"]
+
+
+@pytest.mark.parametrize("error,text", [
+    ("NVMLError_LibraryNotFound", "not found"), ("NVMLError_DriverNotLoaded", "not loaded"),
+    ("NVMLError_NoPermission", "permission"),
+])
+def test_nvml_errors_become_one_line_reasons(error, text):
+    with pytest.raises(NvmlUnavailable, match=text):
+        query_gpus(FakeNvml(init_error=nvml_error(error)))
+
+
+def test_choice_without_gpu_falls_back_to_h100_and_says_why():
+    det = Detection(gpus=(), nvml_error="no driver", cpu=detect_cpu())
+    choice = choose_profile(detection=det)
+    assert choice.profile.device_key == "h100-sxm" and "no GPU detected" in choice.reason
+
+
+def test_choice_uses_detected_gpu_row():
+    det = detect(FakeNvml([{"name": "NVIDIA L40S", "memory": 48 * 2**30}]))
+    choice = choose_profile(detection=det)
+    assert choice.profile.device_key == "l40s" and "detected GPU 0" in choice.reason
+
+
+def test_choice_for_unknown_gpu_says_so():
+    det = detect(FakeNvml([{"name": "NVIDIA GeForce GTX 1080", "memory": 8 * 2**30}]))
+    choice = choose_profile(detection=det)
+    assert choice.profile.device_key == "h100-sxm" and "not in the device table" in choice.reason
+
+
+def test_cpu_without_calibration_is_a_user_error():
+    with pytest.raises(UserError, match="lattts calibrate --device cpu"):
+        choose_profile(device="cpu")
+
+
+def test_unknown_device_suggests():
+    with pytest.raises(UserError, match="did you mean"):
+        find_device("h100-sx")

@@ -1,0 +1,31 @@
+import pytest
+
+from lattts.errors import UserError
+from lattts.units import format_duration, parse_duration_s, parse_int_list
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("500ms", 0.5), ("10s", 10.0), ("1m", 60.0), ("1.5min", 90.0), ("60", 60.0), ("2h", 7200.0), (" 5 s ", 5.0),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration_s(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "10 parsecs", "-5s", "0s", "1e999s"])
+def test_bad_durations_are_user_errors(text):
+    with pytest.raises(UserError):
+        parse_duration_s(text)
+
+
+def test_format_duration_picks_a_readable_unit():
+    assert format_duration(0.25) == "250 ms"
+    assert format_duration(12.34) == "12.3 s"
+    assert format_duration(300) == "5 min"
+
+
+def test_int_lists():
+    assert parse_int_list("4,1, 2,4", "--branches") == [1, 2, 4]
+    with pytest.raises(UserError, match="at least 1"):
+        parse_int_list("0,1", "--branches")
+    with pytest.raises(UserError, match="not an integer"):
+        parse_int_list("1,x", "--branches")
