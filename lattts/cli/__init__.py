@@ -30,9 +30,9 @@ def _root(
 
 
 def _register() -> None:
-    from lattts.cli import hardware, models, predict, roofline
+    from lattts.cli import generate, hardware, models, predict, roofline
 
-    for module in (predict, hardware, models, roofline):
+    for module in (predict, hardware, models, roofline, generate):
         module.register(app)
 
 

@@ -1,0 +1,103 @@
+"""`lattts generate`: run the live engine once and show the texts and the per-pass timings."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from lattts.cli.common import console, handle_errors, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate")(generate)
+
+
+@handle_errors
+def generate(
+    model: str = typer.Option(..., "--model", "-m", help="smollm2-135m (real weights), a GGUF file, a safetensors folder, or any model name/config.json (random weights)."),
+    prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt text (wrapped in the model's chat template when it has one)."),
+    branches: int = typer.Option(1, "--branches", "-B", help="Parallel branches sampled in one batch."),
+    max_tokens: int = typer.Option(128, "--max-tokens", "-L", help="Tokens per branch at most."),
+    min_tokens: int = typer.Option(0, "--min-tokens", help="Budget forcing: end-of-sequence is banned until this many tokens."),
+    temperature: float = typer.Option(0.7, "--temperature", "-t", help="0 = greedy."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
+    seed: int = typer.Option(0, "--seed", help="Branch b samples from a generator seeded with seed + b."),
+    draft: Optional[str] = typer.Option(None, "--draft", "-d", help="Draft model, or self:N (the target's first N layers)."),
+    draft_len: int = typer.Option(0, "--draft-len", "-g", help="Draft tokens proposed per round (gamma)."),
+    end_think: Optional[str] = typer.Option(None, "--end-think", help="End-of-thinking token, banned like end-of-sequence before --min-tokens."),
+    continuation: Optional[str] = typer.Option(None, "--continuation", help="Text inserted when a branch tries to stop early, e.g. 'Wait' (plain decoding)."),
+    raw: bool = typer.Option(False, "--raw", help="Do not apply the chat template."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda:N."),
+    dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16 (use fp32 on CPU)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    passes: bool = typer.Option(False, "--passes", help="With --json: include every forward pass (model, phase, B, q, s, time)."),
+) -> None:
+    """Generate with the lattts engine: B branches, budget forcing, optional speculative decoding."""
+    from lattts.engine.generate import generate as run
+    from lattts.engine.load import load, load_draft
+    from lattts.errors import UserError
+
+    _check_device(device)
+    if draft_len and not draft:
+        raise UserError(f"--draft-len {draft_len} needs a draft: pass --draft MODEL or --draft self:N")
+    loaded = load(model, device, dtype)
+    tok = loaded.tokenizer
+    text = prompt if raw else tok.chat(prompt)
+    ids = tok.encode(text)
+    stop = set(tok.eos_ids)
+    if end_think:
+        tid = tok.token_id(end_think)
+        if tid is None:
+            raise UserError(f"--end-think {end_think!r} is not a single token of this tokenizer")
+        stop.add(tid)
+    cont = tok.encode(continuation) if continuation else None
+    drafter = load_draft(draft, loaded, device, dtype) if draft else None
+    result = run(loaded.model, ids, branches, max_tokens, min_tokens, temperature, top_p, seed, drafter,
+                 draft_len if drafter else 0, tuple(sorted(stop)), cont, tok.decode)
+    if json_out:
+        out = result.to_json(with_passes=passes)
+        out["model"] = loaded.model.spec.name
+        out["weights"] = loaded.weights
+        out["draft"] = draft
+        print_json(out)
+        return
+    _print(result, loaded, draft)
+
+
+def _check_device(device: str) -> None:
+    from lattts.errors import UserError
+
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise UserError(f"--device {device!r}: use cpu or cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
+
+
+def _print(result, loaded, draft) -> None:
+    from rich.table import Table
+
+    from lattts.units import format_duration
+
+    if not loaded.real_text:
+        console.print(f"[yellow]{loaded.weights}: the text below is meaningless; the timings are real[/]")
+    for b, out in enumerate(result.outputs):
+        end = "stopped" if out.finished else "cap"
+        console.print(f"[bold]branch {b}[/] ({len(out.tokens)} tokens, {end}):", highlight=False)
+        console.print(out.text, highlight=False, markup=False)
+    summary = result.timing_summary()
+    t = Table(title=f"timing: {format_duration(result.latency_s)} end to end", title_justify="left")
+    for col in ("phase", "passes", "total", "mean per pass"):
+        t.add_column(col, justify="right" if col != "phase" else "left")
+    for phase, entry in summary["phases"].items():
+        t.add_row(phase, str(entry["passes"]), format_duration(entry["total_s"]), format_duration(entry["mean_s"]))
+    t.add_row("fork (KV copy)", "", format_duration(summary["fork_s"]), "")
+    t.add_row("other (sampling, acceptance, Python)", "", format_duration(summary["other_s"]), "")
+    console.print(t)
+    if result.accepted_histogram is not None:
+        console.print(f"draft {draft}: acceptance rate {result.acceptance_rate:.3f}, {result.tokens_per_round:.2f} tokens "
+                      f"per round, accepted-per-round histogram {result.accepted_histogram}")

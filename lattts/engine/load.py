@@ -1,0 +1,174 @@
+"""From a model name or path to a ready Transformer (and tokenizer): what `--model` accepts.
+
+- 'smollm2-135m' (any SmolLM2 alias): the real SmolLM2-135M-Instruct, fetched once (fetch.py);
+- a folder with config.json and *.safetensors (and tokenizer.json): Hugging Face weights;
+- a .gguf file: its own shape, weights and tokenizer;
+- any other catalogue name or config.json: that shape with seeded random weights (latency does not
+  depend on weight values) and a byte-level stand-in tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lattts.engine.model import Transformer
+from lattts.engine.tokenizer import Tokenizer, from_gguf, from_tokenizer_json
+from lattts.errors import UserError
+from lattts.models.registry import find_entry, resolve_model
+from lattts.models.spec import ModelSpec
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Loaded:
+    model: Transformer
+    tokenizer: Tokenizer
+    weights: str  # where the weights came from
+    real_text: bool  # False for random weights: the text is meaningless
+
+
+class ByteTokenizer(Tokenizer):
+    """UTF-8 bytes as token ids, for random-weight models that have no vocabulary of their own."""
+
+    def __init__(self, vocab_size: int):
+        if vocab_size < 256:
+            raise UserError(f"a random-weight model needs a vocabulary of at least 256 tokens for text, got {vocab_size}")
+        super().__init__(backend=None, eos_ids=(), bos_id=None, chat_template=None)
+        self._vocab = vocab_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+    def token_id(self, text: str) -> int | None:
+        data = text.encode("utf-8")
+        return data[0] if len(data) == 1 else None
+
+
+def gguf_spec(reader, name: str) -> ModelSpec:
+    """A ModelSpec from an open GGUFReader's <arch>.* metadata."""
+
+    def get(key: str, default=None):
+        f = reader.fields.get(key)
+        return default if f is None else f.contents()
+
+    arch = get("general.architecture")
+    if arch not in ("llama", "qwen2"):
+        raise UserError(f"GGUF architecture {arch!r} is not supported (llama, qwen2)")
+    names = {t.name for t in reader.tensors}
+    n_heads = int(get(f"{arch}.attention.head_count"))
+    d = int(get(f"{arch}.embedding_length"))
+    cfg = {
+        "model_type": arch, "num_hidden_layers": int(get(f"{arch}.block_count")), "hidden_size": d,
+        "num_attention_heads": n_heads, "num_key_value_heads": int(get(f"{arch}.attention.head_count_kv", n_heads)),
+        "intermediate_size": int(get(f"{arch}.feed_forward_length")),
+        "vocab_size": int(get(f"{arch}.vocab_size", len(get("tokenizer.ggml.tokens") or []))),
+        "tie_word_embeddings": "output.weight" not in names,
+        "rope_theta": float(get(f"{arch}.rope.freq_base", 10000.0)),
+        "max_position_embeddings": int(get(f"{arch}.context_length", 4096)),
+        "rms_norm_eps": float(get(f"{arch}.attention.layer_norm_rms_epsilon", 1e-6)),
+        "head_dim": int(get(f"{arch}.rope.dimension_count", d // n_heads)),
+        "eos_token_id": get("tokenizer.ggml.eos_token_id"), "bos_token_id": get("tokenizer.ggml.bos_token_id"),
+    }
+    return ModelSpec.from_hf_config(cfg, name, source="GGUF metadata")
+
+
+def _converted_gguf(path: Path, name: str) -> Path:
+    """A folder with the GGUF's shape, float32 weights and tokenizer, converted once and cached by file hash
+    (parsing a GGUF's vocabulary and dequantising take ~20 s on a small CPU; reading the cache ~1 s)."""
+    from lattts.engine.fetch import sha256
+    from lattts.paths import cache_dir, write_atomic
+
+    folder = cache_dir() / "converted" / sha256(path)[:16]
+    if (folder / "lattts-weights.safetensors").is_file():
+        return folder
+    from gguf import GGUFReader
+    from safetensors.torch import save_file
+
+    from lattts.engine.weights import load_gguf
+
+    reader = GGUFReader(str(path))
+    spec = gguf_spec(reader, name)
+    net = load_gguf(Transformer(spec, torch.float32, "cpu"), reader)
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    from_gguf(reader).save(tmp)
+    config = spec.to_hf_config() | {"eos_token_id": list(spec.eos_token_ids), "bos_token_id": spec.bos_token_id}
+    write_atomic(tmp / "config.json", json.dumps(config))
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "lattts-weights.safetensors"))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    tmp.rename(folder)  # the folder appears complete or not at all
+    return folder
+
+
+def load(model: str, device: str = "cpu", dtype: str = "fp32", seed: int = 0, random_weights: bool = False) -> Loaded:
+    """Load a model for the engine; see the module docstring for what ``model`` may be."""
+    if dtype not in TORCH_DTYPES:
+        raise UserError(f"engine dtype {dtype!r} is not supported: use fp32, bf16 or fp16")
+    torch_dtype = TORCH_DTYPES[dtype]
+    entry = find_entry(model)
+    path = Path(model)
+    if entry is not None and entry.name == "SmolLM2-135M-Instruct" and not random_weights:
+        from lattts.engine.fetch import smollm2_gguf
+
+        path = smollm2_gguf()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise UserError(f"GGUF file {path} does not exist")
+        from safetensors.torch import load_file
+
+        folder = _converted_gguf(path, entry.name if entry else path.stem)
+        spec = ModelSpec.from_file(folder / "config.json", name=entry.name if entry else path.stem)
+        net = Transformer(spec, torch_dtype, "cpu")
+        net.load_state_dict(load_file(str(folder / "lattts-weights.safetensors")))
+        return Loaded(net.to(device).pack(), from_tokenizer_json(folder), f"GGUF {path} (dequantised to {dtype})", True)
+    if entry is None and path.is_dir() and list(path.glob("*.safetensors")):
+        from lattts.engine.weights import load_safetensors_folder
+
+        spec = ModelSpec.from_file(path)
+        net = Transformer(spec, torch_dtype, "cpu")
+        load_safetensors_folder(net, path)
+        return Loaded(net.to(device).pack(), from_tokenizer_json(path), f"safetensors in {path}", True)
+    spec = resolve_model(model)
+    with torch.device(device):
+        net = Transformer(spec, torch_dtype, device).init_random(seed)
+    return Loaded(net.pack(), ByteTokenizer(spec.vocab_size), f"random weights (seed {seed}) in the shape of {spec.name}", False)
+
+
+
+def load_draft(name: str, target: Loaded, device: str, dtype: str, seed: int = 1):
+    """A Draft for ``target``: 'self:N' (its first N layers and its head) or another model sharing its vocabulary."""
+    from lattts.engine.generate import Draft
+
+    if name.lower().startswith("self:"):
+        try:
+            n = int(name.split(":", 1)[1])
+        except ValueError:
+            raise UserError(f"draft {name!r}: write self:N with N the number of target layers, e.g. self:4") from None
+        if not 1 <= n < target.model.spec.n_layers:
+            raise UserError(f"self-draft needs 1..{target.model.spec.n_layers - 1} of {target.model.spec.name}'s layers, got {n}")
+        return Draft(target.model, n)
+    if find_entry(name) is not None or name.endswith(".json"):  # check the shape before allocating weights
+        shape = resolve_model(name)
+        if shape.vocab_size != target.model.spec.vocab_size:
+            raise UserError(f"draft {shape.name} cannot draft for {target.model.spec.name}: vocabularies differ "
+                            f"({shape.vocab_size} vs {target.model.spec.vocab_size} tokens)")
+    other = load(name, device, dtype, seed, random_weights=not target.real_text)
+    if other.model.spec.vocab_size != target.model.spec.vocab_size:
+        raise UserError(f"draft {other.model.spec.name} cannot draft for {target.model.spec.name}: vocabularies differ "
+                        f"({other.model.spec.vocab_size} vs {target.model.spec.vocab_size} tokens)")
+    return Draft(other.model)

@@ -1,0 +1,39 @@
+"""The clock the engine reads around every forward pass, behind a small interface.
+
+On CPU a pass is finished when the call returns; on CUDA the clock synchronises the device
+first, so a time covers the kernels and not just their launch. Tests substitute their own clock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import torch
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class HostClock:
+    """Wall time on the host; right for CPU execution."""
+
+    def now(self) -> float:
+        return time.perf_counter()
+
+
+class CudaClock:
+    """Wall time after ``torch.cuda.synchronize``: every queued kernel has finished."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def now(self) -> float:
+        torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+
+def clock_for(device: torch.device | str) -> Clock:
+    device = torch.device(device)
+    return CudaClock(device) if device.type == "cuda" else HostClock()
