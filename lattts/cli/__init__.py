@@ -30,9 +30,9 @@ def _root(
 
 
 def _register() -> None:
-    from lattts.cli import hardware, models, predict, roofline
+    from lattts.cli import acceptance, accuracy, curves, hardware, models, predict, roofline, traces
 
-    for module in (predict, hardware, models, roofline):
+    for module in (predict, hardware, models, roofline, accuracy, curves, acceptance, traces):
         module.register(app)
 
 
