@@ -2,6 +2,8 @@
 through typer's CliRunner."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,11 @@ def test_bad_arguments_are_one_line_and_exit_code_2(args, text):
     res = run(*args)
     assert res.exit_code == 2, res.output
     assert text in res.output and "Traceback" not in res.output
+
+
+def test_predict_with_a_measured_curve_imports_neither_torch_nor_pandas():
+    code = ("import sys; from lattts.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, ['predict', '--budget', '60s', '--curve', 'qwen2.5-math-math100-n8', '--json']); "
+            "assert r.exit_code == 0, r.output; assert 'torch' not in sys.modules and 'pandas' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -94,9 +94,10 @@ def _print_table(out: dict, points) -> None:
     from rich.table import Table
 
     console.print(f"[bold]lattts accuracy[/]: {out['source']}", highlight=False)
-    console.print(f"  {out['problems']} problems, {out['samples_per_problem']['min']}"
-                  + (f"-{out['samples_per_problem']['max']}" if out['samples_per_problem']['max'] != out['samples_per_problem']['min'] else "")
-                  + (" sample each" if out["samples_per_problem"]["max"] == 1 else " samples each") + (f", budgets {out['budgets']}" if out['budgets'] else ", one budget"), highlight=False)
+    lo, hi = out["samples_per_problem"]["min"], out["samples_per_problem"]["max"]
+    samples = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    budgets = f"budgets {out['budgets']}" if out["budgets"] else "one budget"
+    console.print(f"  {out['problems']} problems, {samples} sample{'s' if hi > 1 else ''} each, {budgets}", highlight=False)
     table = Table(title=f"majority vote, {CONFIDENCE:.0%} bootstrap interval over problems", title_justify="left")
     for col in ("L", "B", "accuracy", f"{CONFIDENCE:.0%} CI", "pass@k", "note"):
         table.add_column(col, justify="left" if col == "note" else "right")

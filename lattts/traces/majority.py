@@ -198,8 +198,12 @@ def _focus_wins(draw: _Draw, focus: int, others: tuple[int, ...], unanswered: in
     of focus[c] y^c ways_c(y), where [y^k] ways_c = ways the others and the unanswered draw k
     while the focus wins, weighted 1/(1+t) with t rivals tied at c. Drawing from several groups at
     once is drawing from their union, so groups that cannot reach c votes (and the unanswered)
-    enter as one "filler" row of their combined size. The range of c splits where the set of
-    rivals able to reach c changes; each piece is computed for all its c at once.
+    enter as one "filler" row of their combined size. Four ranges of c:
+
+    - above what any rival can draw: the focus always wins;
+    - c = 1: each rival draws 0 or 1 and every drawn one ties (closed form);
+    - 2..runner_up (the second-largest rival's reach): a DP over the rivals, all c at once;
+    - runner_up+1..the largest rival's reach: one rival left (closed form).
     """
     kmax = draw.kmax
     others = tuple(sorted(others))

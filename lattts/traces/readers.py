@@ -16,7 +16,8 @@ Mapping of a ``qwen-eval`` row to trace rows:
   list (several answers found in one response), its entries are joined with ", ". A row with one
   score whose ``pred`` is a list of several strings is one sample with a multi-part answer. A bare
   string ``pred`` or boolean ``score`` counts as a list of one.
-- ``correct`` = ``score[i]`` (the harness's grading against ``gt``).
+- ``correct`` = ``score[i]`` (the harness's grading against ``gt``), except that a sample with no
+  answer is wrong even where the harness scored it correct (it does when ``gt`` is empty too).
 - ``tokens`` ~ len(``code[i]``) / 4, rounded up: an approximate count (``tokens_approximate``),
   since the files keep the response text but not its token count. Four characters per token is
   the usual rule of thumb for English with BPE tokenizers; Qwen tokenizers split digits into
