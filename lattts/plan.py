@@ -37,7 +37,7 @@ class Plan:
 
 
 def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None, acceptance: str | float | None) -> AcceptanceModel | None:
-    """The acceptance model: an explicit alpha, or the paper's rate for the pair."""
+    """The acceptance model: an explicit alpha, a measured acceptance file, or the paper's rate for the pair."""
     if draft is None:
         return None
     if acceptance is None:
@@ -47,7 +47,12 @@ def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None, acceptance: s
                             f"pass --acceptance ALPHA (0..1) or a measured file")
         return AcceptanceModel.iid(pair.acceptance_rate, f"{pair.source} ({pair.target} / {pair.draft})")
     if not (isinstance(acceptance, (int, float)) or _is_number(acceptance)):
-        raise UserError(f"--acceptance {acceptance!r}: give the acceptance rate alpha as a number in [0, 1)")
+        if Path(acceptance).is_file():
+            from lattts.traces.acceptance import load_acceptance
+
+            return load_acceptance(acceptance)
+        raise UserError(f"--acceptance {acceptance!r}: give the acceptance rate alpha as a number in [0, 1), "
+                        f"or an existing measured acceptance file (no such file)")
     alpha = float(acceptance)
     if not 0.0 <= alpha < 1.0:
         raise UserError(f"--acceptance {acceptance}: an acceptance rate must be in [0, 1)")
@@ -63,8 +68,26 @@ def _is_number(text: str) -> bool:
 
 
 def resolve_any_curve(curve: str) -> AccuracyCurve:
-    """A built-in accuracy curve by name."""
-    return resolve_curve(curve)
+    """An accuracy curve: a built-in (paper-fitted) or embedded measured curve by name, or a trace file.
+
+    A trace file's curve is measured from its samples (source: the file); see
+    ``lattts.traces.curve.MeasuredCurve`` for how single-budget files treat L.
+    """
+    from lattts.errors import suggest
+    from lattts.simulator.accuracy import BUILTIN_CURVES
+
+    key = curve.strip().lower()
+    if key in BUILTIN_CURVES:
+        return resolve_curve(key)
+    from lattts.traces.curve import EMBEDDED, embedded_curve, load_curve  # only now: keeps the default fast
+
+    if key in EMBEDDED:
+        return embedded_curve(key)
+    if Path(curve).is_file():
+        return load_curve(curve)
+    names = list(BUILTIN_CURVES) + list(EMBEDDED)
+    raise UserError(f"unknown accuracy curve {curve!r}{suggest(curve, names)}: not a curve name "
+                    f"({', '.join(names)}) and no such trace file")
 
 
 def choose_devices(requested: str, profile: DeviceProfile, need_bytes: float, what: str) -> tuple[int, str]:

@@ -30,9 +30,9 @@ def _root(
 
 
 def _register() -> None:
-    from lattts.cli import generate, hardware, models, predict, roofline
+    from lattts.cli import acceptance, accuracy, curves, generate, hardware, models, predict, roofline, traces
 
-    for module in (predict, hardware, models, roofline, generate):
+    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate):
         module.register(app)
 
 

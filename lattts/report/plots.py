@@ -93,3 +93,43 @@ def roofline_figure(rows: list[dict], title: str, ridge: float | None = None):
     fig.update_yaxes(title_text="ms", row=1, col=3)
     fig.update_layout(title=title, template="plotly_white", showlegend=False)
     return fig
+
+
+def accuracy_figure(points, title: str):
+    """Majority-vote accuracy against branches B (one line per budget L) and against L (one line per
+    B), with the bootstrap interval as error bars; pass@k dotted (hidden until clicked in the legend);
+    extrapolated points hollow. ``points`` are ``lattts.traces.curve.CurvePoint``s."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    shown = [p for p in points if p.measured]
+    budgets = sorted({p.max_tokens for p in shown}, key=lambda L: -1 if L is None else L)
+    branches = sorted({p.branches for p in shown})
+    two = len(budgets) > 1
+    fig = make_subplots(rows=1, cols=2 if two else 1,
+                        subplot_titles=("accuracy vs branches B", "accuracy vs length budget L") if two else None)
+
+    def trace(pts, x, name, col, group):
+        fig.add_trace(go.Scatter(
+            x=[x(p) for p in pts], y=[p.accuracy for p in pts], mode="lines+markers", name=name, legendgroup=group,
+            error_y=dict(type="data", symmetric=False, array=[p.ci_high - p.accuracy for p in pts],
+                         arrayminus=[p.accuracy - p.ci_low for p in pts]),
+            marker=dict(size=8, symbol=["circle-open" if p.extrapolated else "circle" for p in pts]),
+            text=[f"B={p.branches} L={p.max_tokens or '-'}: {p.accuracy:.1%} ({p.ci_low:.1%}-{p.ci_high:.1%})"
+                  + (" extrapolated" if p.extrapolated else "") + (" interpolated" if p.interpolated else "")
+                  for p in pts], hoverinfo="text"), row=1, col=col)
+
+    for L in budgets:
+        pts = [p for p in shown if p.max_tokens == L]
+        label = f"L={L}" if L is not None else "traces"
+        trace(pts, lambda p: p.branches, label, 1, label)
+        fig.add_trace(go.Scatter(x=[p.branches for p in pts], y=[p.pass_at_k for p in pts], mode="lines",
+                                 line=dict(dash="dot"), name=f"pass@k {label}", visible="legendonly"), row=1, col=1)
+    if two:
+        for b in branches:
+            trace([p for p in shown if p.branches == b], lambda p: p.max_tokens, f"B={b}", 2, f"B={b}")
+        fig.update_xaxes(type="log", title_text="length budget L (tokens)", row=1, col=2)
+    fig.update_xaxes(type="log", title_text="branches B", row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", title_text="accuracy", row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig
