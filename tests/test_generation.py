@@ -82,3 +82,13 @@ def test_memory_counts_weights_and_kv():
     assert float(mem) == S32.weight_bytes() + S7.weight_bytes() + kv
     shared = memory_required_bytes(S32, 1, 5, 1024, 128, "bf16", S32.first_layers(8), draft_shares_weights=True)
     assert float(shared) < S32.weight_bytes() * 1.01
+
+
+@pytest.mark.parametrize("p,rel", [(1.0, 1e-9), (2.0, 2e-3), (8.0, 2e-3)])
+def test_sum_passes_for_calibrated_knees(p, rel):
+    from dataclasses import replace
+
+    prof = replace(H100, knee_sharpness=p, attn_flops_per_s=4e13)
+    closed = float(sum_passes(S32, prof, 64, 4, 10, 7.0, 500))
+    loop = sum(float(pass_time(S32, prof, 64, 4, 10 + 7.0 * i)) for i in range(500))
+    assert closed == pytest.approx(loop, rel=rel)

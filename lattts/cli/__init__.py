@@ -30,9 +30,10 @@ def _root(
 
 
 def _register() -> None:
-    from lattts.cli import acceptance, accuracy, curves, generate, hardware, models, predict, roofline, traces
+    from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, models, predict, roofline,
+                            traces)
 
-    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate):
+    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate, calibrate):
         module.register(app)
 
 

@@ -133,3 +133,46 @@ def accuracy_figure(points, title: str):
     fig.update_yaxes(tickformat=".0%", title_text="accuracy", row=1, col=1)
     fig.update_layout(title=title, template="plotly_white")
     return fig
+
+
+def calibration_figure(data, profile):
+    """Measured against fitted: per shape, decode latency against batch at each measured context
+    (markers measured, lines the fitted profile), and the roofline with every measured point."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    from lattts.simulator.roofline import forward_pass, pass_time
+
+    n = len(data)
+    fig = make_subplots(rows=1, cols=n + 1, subplot_titles=[d.spec.name for d in data] + ["roofline, measured points"])
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    for col, d in enumerate(data, start=1):
+        decode = [m for m in d.rows if m.query_len == 1]
+        for k, s in enumerate(sorted({m.context_len for m in decode})):
+            pts = sorted((m.batch, m.latency_s) for m in decode if m.context_len == s)
+            color = palette[k % len(palette)]
+            fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[t * 1e3 for _, t in pts], mode="markers",
+                                     name=f"{d.spec.name} s={s} measured", marker=dict(color=color)), row=1, col=col)
+            bs = np.unique(np.geomspace(1, max(b for b, _ in pts), 60).round())
+            fitted = pass_time(d.spec, profile, bs, 1, s, 1)
+            fig.add_trace(go.Scatter(x=bs, y=fitted * 1e3, mode="lines", name=f"{d.spec.name} s={s} fitted",
+                                     line=dict(color=color)), row=1, col=col)
+        fig.update_xaxes(type="log", title_text="batch B (q=1)", row=1, col=col)
+        fig.update_yaxes(title_text="ms per pass", row=1, col=col)
+    xs, ys, texts = [], [], []
+    for d in data:
+        for m in d.rows:
+            cost = forward_pass(d.spec, profile, m.batch, m.query_len, m.context_len, m.logits)
+            xs.append(cost.flops / cost.bytes)
+            ys.append(cost.flops / m.latency_s)
+            texts.append(f"{d.spec.name} B={m.batch} q={m.query_len} s={m.context_len}")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="measured passes", text=texts, hoverinfo="text+x+y",
+                             marker=dict(size=5, opacity=0.6)), row=1, col=n + 1)
+    grid = np.geomspace(min(xs) / 2, max(xs) * 2, 100)
+    roof = np.minimum(grid * profile.weight_bw_bytes_per_s, profile.matmul_flops_per_s)
+    fig.add_trace(go.Scatter(x=grid, y=roof, mode="lines", name="fitted roofline (weight bandwidth, matmul FLOP/s)",
+                             line=dict(color="black")), row=1, col=n + 1)
+    fig.update_xaxes(type="log", title_text="FLOP per byte", row=1, col=n + 1)
+    fig.update_yaxes(type="log", title_text="attained FLOP/s", row=1, col=n + 1)
+    fig.update_layout(title=f"calibration of {profile.name}: measured against fitted", template="plotly_white")
+    return fig

@@ -22,7 +22,7 @@ import numpy as np
 
 from lattts.models.spec import ModelSpec
 from lattts.simulator.profile import DeviceProfile
-from lattts.simulator.roofline import group_times, pass_time, pass_work
+from lattts.simulator.roofline import combine, group_times, pass_time, pass_work
 from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds
 
 
@@ -45,8 +45,14 @@ def _sum_positive_part(h0, h1, n):
 
 def sum_passes(spec: ModelSpec, profile: DeviceProfile, batch, query, start_context, context_step, n_passes,
                logits=None, dtype: str | None = None, devices: int = 1):
-    """Closed form of sum_{i=0}^{n-1} pass_time(B, q, s0 + i*ds): attention is max(mem, compute),
-    both linear in s, so the sum splits at the one crossing point; everything else is constant in s."""
+    """Closed form of sum_{i=0}^{n-1} pass_time(B, q, s0 + i*ds).
+
+    Only attention depends on s, and its memory and compute times are both linear in s. With the
+    roofline max (p = inf) the sum splits at the one point where they cross; with p = 1 (calibrated
+    CPUs: no overlap) it is the sum of two arithmetic series. Any other p is summed by Simpson's
+    rule over the n passes (the attention time is smooth and convex in s; the error is far below
+    measurement noise).
+    """
     dtype = dtype or profile.dtype
     s0 = np.asarray(start_context, float)
     ds = np.asarray(context_step, float)
@@ -57,7 +63,18 @@ def sum_passes(spec: ModelSpec, profile: DeviceProfile, batch, query, start_cont
     (_, mem0, cmp0), (_, mem1, cmp1) = at0["attention"], at1["attention"]
     # per-pass index i: mem(i) = mem0 + (mem1 - mem0) * ds * i, likewise compute
     mem_slope, cmp_slope = (mem1 - mem0) * ds, (cmp1 - cmp0) * ds
-    attention = _series(mem0, mem_slope, 0.0, n) + _sum_positive_part(cmp0 - mem0, cmp_slope - mem_slope, n)
+    p = profile.knee_sharpness
+    if np.isinf(p):
+        attention = _series(mem0, mem_slope, 0.0, n) + _sum_positive_part(cmp0 - mem0, cmp_slope - mem_slope, n)
+    elif p == 1.0:
+        attention = _series(mem0 + cmp0, mem_slope + cmp_slope, 0.0, n)
+    else:
+        k = 16  # Simpson panels over the n passes
+        x = np.linspace(0.0, 1.0, k + 1)[(...,) + (None,) * np.ndim(n)] * np.maximum(n - 1.0, 0.0)
+        f = combine(mem0 + mem_slope * x, cmp0 + cmp_slope * x, p)
+        w = np.array([1.0] + [4.0 if i % 2 else 2.0 for i in range(1, k)] + [1.0])[(...,) + (None,) * np.ndim(n)]
+        mean = (w * f).sum(axis=0) / w.sum()
+        attention = n * mean
     return n * other + attention
 
 

@@ -2,8 +2,9 @@
 
 One pass runs B sequences, each adding q new tokens on top of s cached ones (decode q=1,
 speculative verify q=gamma+1, prefill q=prompt, s=0), and computes logits for ``logits`` of the
-q positions. Each op group costs max(memory time, compute time) (or a smooth p-norm of the two
-when a calibrated profile says so); groups add. Everything here is plain numpy on arrays that
+q positions. Each op group costs max(memory time, compute time) (or a p-norm of the two when a
+calibrated profile says so: p=1 adds them, as on a CPU whose kernels do not overlap memory
+traffic with arithmetic); groups add. Everything here is plain numpy on arrays that
 broadcast, so the search evaluates thousands of passes at once.
 """
 
@@ -148,7 +149,7 @@ def group_times(work: PassWork, spec: ModelSpec, profile: DeviceProfile, devices
         comm = 2 * spec.n_layers * profile.allreduce_latency_s + work.comm_bytes * 2 * (devices - 1) / devices / link
     return {
         "linear": (combine(lin_mem, lin_cmp, p), lin_mem, lin_cmp),
-        "attention": (np.maximum(att_mem, att_cmp), att_mem, att_cmp),
+        "attention": (combine(att_mem, att_cmp, p), att_mem, att_cmp),
         "lm_head": (combine(head_mem, head_cmp, p), head_mem, head_cmp),
         "elementwise": (elem, elem, zero),
         "overhead": (overhead, zero, zero),

@@ -1,0 +1,139 @@
+"""Fit a device profile to measured forward passes, and say how well it predicts.
+
+The profile's parameters are physical rates (bandwidths in bytes/s, FLOP/s, seconds of fixed
+overhead) of the simulator's own roofline (``lattts.simulator.roofline``): the fit only chooses
+their values, so a profile fitted on some shapes predicts any ModelSpec. Fitting minimises the
+log of predicted/measured time (relative error) with a soft-L1 loss, over log-parameters kept
+inside physical bounds.
+
+Errors are reported three ways: in-sample; held-out (k-fold over the measured points: each
+fold is predicted by a fit that never saw it); and, with two or more shapes, cross-model (each
+shape is predicted by a fit on the others).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lattts.calibrate.measurements import Measurement
+from lattts.models.spec import ModelSpec
+from lattts.simulator.profile import DeviceProfile
+from lattts.simulator.roofline import group_times, pass_work
+
+# (profile field, initial value, lower bound, upper bound, unit)
+PARAMETERS = (
+    ("weight_bw_bytes_per_s", 20e9, 1e8, 1e14, "bytes/s"),
+    ("gemv_bw_bytes_per_s", 20e9, 1e8, 1e14, "bytes/s"),
+    ("act_bw_bytes_per_s", 20e9, 1e8, 1e14, "bytes/s"),
+    ("kv_bw_bytes_per_s", 20e9, 1e8, 1e14, "bytes/s"),
+    ("matmul_flops_per_s", 100e9, 1e9, 1e16, "FLOP/s"),
+    ("attn_flops_per_s", 50e9, 1e8, 1e16, "FLOP/s"),
+    ("pass_overhead_s", 1e-3, 1e-7, 1.0, "s"),
+    ("layer_overhead_s", 1e-4, 1e-8, 0.1, "s"),
+    ("knee_sharpness", 2.0, 1.0, 50.0, "p-norm exponent joining memory and compute time"),
+)
+
+
+@dataclass(frozen=True)
+class ShapeData:
+    """Measured points of one shape, with their work counted once."""
+
+    spec: ModelSpec
+    rows: tuple[Measurement, ...]
+    dtype: str
+
+    def arrays(self):
+        b = np.array([m.batch for m in self.rows], float)
+        q = np.array([m.query_len for m in self.rows], float)
+        s = np.array([m.context_len for m in self.rows], float)
+        lg = np.array([m.logits for m in self.rows], float)
+        return pass_work(self.spec, b, q, s, lg, self.dtype), np.array([m.latency_s for m in self.rows])
+
+
+def profile_from_vector(base: DeviceProfile, theta: np.ndarray) -> DeviceProfile:
+    values = {name: float(math.exp(v)) for (name, *_), v in zip(PARAMETERS, theta)}
+    return replace(base, **values)
+
+
+def _predict(profile: DeviceProfile, works) -> list[np.ndarray]:
+    out = []
+    for spec, work in works:
+        times = group_times(work, spec, profile)
+        out.append(sum(t for t, _, _ in times.values()))
+    return out
+
+
+def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, float] | None = None) -> DeviceProfile:
+    """The profile whose roofline best predicts ``data`` (relative error); non-fitted fields from ``base``.
+    ``limits`` caps parameters (e.g. bandwidths at what the machine was measured to stream)."""
+    from scipy.optimize import least_squares
+
+    limits = limits or {}
+    works = [(d.spec, d.arrays()[0]) for d in data]
+    measured = np.concatenate([d.arrays()[1] for d in data])
+    lo = np.log([p[2] for p in PARAMETERS])
+    hi = np.log([min(p[3], limits.get(p[0], p[3])) for p in PARAMETERS])
+
+    def residuals(theta):
+        pred = np.concatenate(_predict(profile_from_vector(base, theta), works))
+        return np.log(pred / measured)
+
+    best = None
+    for scale in (1.0, 0.3, 3.0):  # a few starts: the knee and overhead terms trade off
+        x0 = np.clip(np.log([p[1] * (scale if p[4] != "s" else 1.0) for p in PARAMETERS]), lo + 1e-6, hi - 1e-6)
+        result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05, max_nfev=4000)
+        if best is None or result.cost < best.cost:
+            best = result
+    return profile_from_vector(base, best.x)
+
+
+def relative_errors(profile: DeviceProfile, data: list[ShapeData]) -> np.ndarray:
+    """|predicted / measured - 1| for every point."""
+    works = [(d.spec, d.arrays()[0]) for d in data]
+    pred = np.concatenate(_predict(profile, works))
+    meas = np.concatenate([d.arrays()[1] for d in data])
+    return np.abs(pred / meas - 1.0)
+
+
+def summary(errors: np.ndarray) -> dict:
+    if len(errors) == 0:
+        return {"median": None, "p90": None, "max": None, "points": 0}
+    return {"median": float(np.median(errors)), "p90": float(np.quantile(errors, 0.9)),
+            "max": float(errors.max()), "points": int(len(errors))}
+
+
+def split(data: list[ShapeData], keep) -> list[ShapeData]:
+    """The same shapes with only the rows for which keep(shape index, row index) is true."""
+    out = []
+    for i, d in enumerate(data):
+        rows = tuple(r for j, r in enumerate(d.rows) if keep(i, j))
+        if rows:
+            out.append(replace(d, rows=rows))
+    return out
+
+
+def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
+                   limits: dict[str, float] | None = None) -> np.ndarray:
+    """Errors on points left out of the fit, k-fold over all measured points."""
+    index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(index, rng.permutation(len(index)) % folds))
+    errors = []
+    for k in range(folds):
+        train = split(data, lambda i, j: fold_of[(i, j)] != k)
+        test = split(data, lambda i, j: fold_of[(i, j)] == k)
+        if train and test:
+            errors.append(relative_errors(fit_profile(train, base, limits), test))
+    return np.concatenate(errors) if errors else np.array([])
+
+
+def cross_model_errors(data: list[ShapeData], base: DeviceProfile,
+                       limits: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """For each shape, errors of a fit on the other shapes only (needs two or more shapes)."""
+    if len(data) < 2:
+        return {}
+    return {d.spec.name: relative_errors(fit_profile([o for o in data if o is not d], base, limits), [d])
+            for d in data}

@@ -1,0 +1,56 @@
+"""Which forward passes a calibration times.
+
+A point is (batch B, new tokens per sequence q, cached tokens s); rows B*q decide the matmul
+regime. Points are densest where the step changes regime: the single-row GEMV case (B*q = 1),
+the memory-to-compute knee of the matmuls (8 to 64 rows on a small CPU, a few hundred on a GPU),
+and the context length at which the KV cache starts to matter; flat stretches get a few points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Point:
+    batch: int
+    query: int
+    context: int
+
+    @property
+    def rows(self) -> int:
+        return self.batch * self.query
+
+    @property
+    def logits(self) -> int:
+        """Positions that get logits, as the engine asks: all q when verifying drafts, else the last."""
+        return self.query if 1 < self.query <= 16 and self.context > 0 else 1
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.batch, self.query, self.context)
+
+
+def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[Point]:
+    """Points for a CPU: decode over B (dense through the knee) and s, verify shapes (q = 2..9), prefill."""
+    if quick:
+        decode = [(b, s) for b in (1, 2, 4, 8, 16, 32, 64) for s in (128,)] + [(1, 1024), (8, 1024), (1, 2048), (16, 512)]
+        verify = [(1, 3, 256), (4, 3, 256), (2, 5, 512), (8, 5, 256), (1, 9, 1024)]
+        prefill = [64, 256]
+    else:
+        decode = [(b, s) for b in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96) for s in (64, 512)]
+        decode += [(b, s) for b in (1, 2, 4, 8, 16, 32) for s in (1024, 2048)]
+        verify = [(b, q, s) for b in (1, 2, 4, 8, 16) for q in (2, 3, 5, 9) for s in (256, 1024)]
+        prefill = [16, 64, 128, 256, 512]
+    points = [Point(b, 1, s) for b, s in decode] + [Point(b, q, s) for b, q, s in verify] + [Point(1, p, 0) for p in prefill]
+    return sorted(p for p in set(points) if p.batch * (p.context + p.query) <= max_cached_tokens)
+
+
+def gpu_grid(quick: bool = False) -> list[Point]:
+    """Points for a GPU: decode B up to 512 (the knee is near the ridge, ~100-300 rows), verify, prefill."""
+    batches = (1, 2, 4, 8, 16, 32, 64, 128, 256) if quick else (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    contexts = (256, 2048) if quick else (128, 1024, 4096)
+    decode = [Point(b, 1, s) for b in batches for s in contexts]
+    verify = [Point(b, q, 1024) for b in (1, 4, 16, 64) for q in ((3, 6) if quick else (2, 4, 6, 9))]
+    prefill = [Point(1, p, 0) for p in ((256, 2048) if quick else (128, 512, 1024, 2048, 4096))]
+    return sorted(set(decode + verify + prefill))

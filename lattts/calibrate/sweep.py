@@ -1,0 +1,163 @@
+"""Timing forward passes over a grid, appending each point as it is measured, resumable.
+
+The device sits behind ``PassRunner``: ``TorchRunner`` times the engine's own
+``Transformer.forward`` (the step ``generate`` calls, so what is calibrated is what runs);
+``TransformersRunner`` times Hugging Face transformers' forward; tests pass fakes. A runner
+raises ``OutOfMemory`` for a point the device cannot hold: the sweep records the limit and skips
+points at least as large.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lattts.calibrate.grid import Point
+from lattts.calibrate.measurements import Measurement, append, read
+from lattts.models.spec import ModelSpec
+
+
+class OutOfMemory(Exception):
+    """The device could not hold this point (CUDA out-of-memory)."""
+
+
+class PassRunner(Protocol):
+    def time_pass(self, point: Point, repeats: int, warmup: int) -> list[float]: ...
+
+
+def summarise(times: list[float]) -> tuple[float, float]:
+    """Median and spread (interquartile range / median) of repeated timings."""
+    med = statistics.median(times)
+    if len(times) < 4:
+        return med, (max(times) - min(times)) / med
+    q = statistics.quantiles(times, n=4)
+    return med, (q[2] - q[0]) / med
+
+
+class TorchRunner:
+    """Times ``Transformer.forward`` of a random-weight model of one shape on one device."""
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str = "fp32", seed: int = 0, clock=None):
+        import torch
+
+        from lattts.engine.load import TORCH_DTYPES
+        from lattts.engine.model import Transformer
+        from lattts.engine.timing import clock_for
+
+        self.torch = torch
+        with torch.device(device):
+            self.model = Transformer(spec, TORCH_DTYPES[dtype], device).init_random(seed).pack()
+        self.clock = clock or clock_for(device)
+        self.device = device
+        self._cache = None
+
+    @property
+    def kernels(self) -> str:
+        return self.model.kernels
+
+    def _cache_for(self, point: Point):
+        need = point.context + point.query
+        c = self._cache
+        if c is None or c.batch != point.batch or c.capacity < need:
+            self._cache = None  # free the old one before allocating
+            self._cache = self.model.new_cache(point.batch, need)
+        return self._cache
+
+    def time_pass(self, point: Point, repeats: int, warmup: int) -> list[float]:
+        torch = self.torch
+        try:
+            cache = self._cache_for(point)
+            tokens = torch.randint(0, self.model.spec.vocab_size, (point.batch, point.query), device=self.device)
+            mode = "all" if point.logits > 1 else "last"
+            times = []
+            with torch.inference_mode():
+                for i in range(warmup + repeats):
+                    cache.set_lengths([point.context] * point.batch)
+                    start = self.clock.now()
+                    self.model(tokens, cache, mode)
+                    if i >= warmup:
+                        times.append(self.clock.now() - start)
+            return times
+        except Exception as exc:  # torch.cuda.OutOfMemoryError exists only in CUDA builds' namespace
+            if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+                self._cache = None
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise OutOfMemory(str(exc).splitlines()[0]) from None
+            raise
+
+
+@dataclass
+class SweepReport:
+    measured: int  # points timed in this run
+    reused: int  # points already in the file (resumed)
+    oom: int  # points the device could not hold (recorded) or skipped because a smaller one failed
+    rows: list[Measurement]
+
+
+def _dominated(point: Point, limits: Iterable[Point]) -> bool:
+    """A point needing at least the memory of a point that ran out of memory."""
+    return any(point.batch >= o.batch and point.query >= o.query and point.context >= o.context for o in limits)
+
+
+ANCHOR_POINT = Point(1, 1, 64)  # a decode step of the first shape, timed alternately with every point
+
+
+def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runner: Callable[[ModelSpec], PassRunner],
+              repeats: int = 7, warmup: int = 2, on_point: Callable[[ModelSpec, Point, float], None] | None = None,
+              paired: bool = True) -> SweepReport:
+    """Time every (shape, point) not yet in ``path``, appending as it goes; returns all rows.
+
+    Points run smallest first, so an out-of-memory point marks a limit for the larger ones. With
+    ``paired``, each timed pass follows one pass of a fixed anchor (the first shape at
+    ``ANCHOR_POINT``, on its own model and cache), so drift can be divided out
+    (``measurements.drift_corrected``). ``on_point(shape, point, seconds_spent)`` reports progress.
+    """
+    existing = read(path) if path.exists() else []
+    done = {m.key for m in existing}
+    ooms = {(m.shape, m.batch, m.query_len, m.context_len) for m in existing if m.status == "oom"}
+    measured = skipped = 0
+    anchor = None
+    for spec in shapes:
+        limits = [Point(b, q, s) for (name, b, q, s) in ooms if name == spec.name]
+        todo = [p for p in sorted(grid, key=lambda p: (p.rows * (p.context + p.query), p.key))
+                if (spec.name, *p.key) not in done]
+        if not todo:
+            continue
+        if paired and anchor is None:
+            anchor = make_runner(shapes[0])
+            anchor.time_pass(ANCHOR_POINT, 0, warmup)
+        runner = make_runner(spec)
+        for point in todo:
+            start = time.perf_counter()
+            if _dominated(point, limits):
+                skipped += 1
+                if on_point:
+                    on_point(spec, point, 0.0)
+                continue
+            try:
+                runner.time_pass(point, 0, warmup)
+                times, refs = [], []
+                for _ in range(repeats):
+                    if anchor is not None:
+                        refs.append(anchor.time_pass(ANCHOR_POINT, 1, 0)[0])
+                    times.append(runner.time_pass(point, 1, 0)[0])
+                med, spread = summarise(times)
+                rel = statistics.median(t / r for t, r in zip(times, refs)) if refs else None
+                append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logits, med,
+                                         spread, len(times), "ok", time.time(),
+                                         statistics.median(refs) if refs else None, rel))
+                measured += 1
+            except OutOfMemory:
+                append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logits,
+                                         float("nan"), 0.0, 0, "oom", time.time()))
+                limits.append(point)
+                skipped += 1
+            if on_point:
+                on_point(spec, point, time.perf_counter() - start)
+        del runner
+    return SweepReport(measured=measured, reused=len(existing), oom=skipped, rows=read(path))

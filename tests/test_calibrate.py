@@ -1,0 +1,235 @@
+"""Calibration: the fit recovers known parameters, errors are honest, sweeps resume and survive
+out-of-memory, GPU identity comes from NVML, and a user's own timings can be fitted."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import FakeNvml, nvml_error
+from lattts.calibrate import run
+from lattts.calibrate.fit import PARAMETERS, ShapeData, fit_profile, relative_errors
+from lattts.calibrate.grid import Point, cpu_grid
+from lattts.calibrate.measurements import Measurement, append, read
+from lattts.calibrate.sweep import OutOfMemory, run_sweep
+from lattts.cli import app
+from lattts.errors import UserError
+from lattts.models.registry import resolve_model
+from lattts.simulator.roofline import pass_time
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = [resolve_model(n) for n in ("cpu-small", "cpu-medium", "cpu-wide")]
+TRUE = dict(weight_bw_bytes_per_s=15e9, gemv_bw_bytes_per_s=18e9, act_bw_bytes_per_s=12e9, kv_bw_bytes_per_s=8e9,
+            matmul_flops_per_s=150e9, attn_flops_per_s=50e9, pass_overhead_s=2e-4, layer_overhead_s=4e-4,
+            knee_sharpness=1.0)
+
+
+def target():
+    return run.Target("cpu", "cpu-test", "test CPU", 16e9, {"kind": "cpu"})
+
+
+def truth():
+    return replace(run.placeholder_profile(target(), "fp32"), **TRUE)
+
+
+class SyntheticRunner:
+    """A fake device whose passes take what a known profile predicts, with 2% log-normal noise."""
+
+    kernels = "synthetic"
+
+    def __init__(self, spec, profile=None, oom_above_rows=None, seed=0):
+        self.spec, self.profile = spec, profile or truth()
+        self.oom_above_rows = oom_above_rows
+        self.rng = np.random.default_rng(seed)
+
+    def time_pass(self, point, repeats, warmup):
+        if self.oom_above_rows and point.rows * (point.context + point.query) > self.oom_above_rows:
+            raise OutOfMemory("CUDA out of memory (fake)")
+        t = float(pass_time(self.spec, self.profile, point.batch, point.query, point.context, point.logits))
+        return list(t * np.exp(self.rng.normal(0, 0.02, repeats)))
+
+
+def synthetic_data(noise=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in SHAPES:
+        rows = []
+        for p in cpu_grid(quick=True):
+            t = float(pass_time(spec, truth(), p.batch, p.query, p.context, p.logits)) * math.exp(rng.normal(0, noise))
+            rows.append(Measurement(spec.name, p.batch, p.query, p.context, p.logits, t))
+        out.append(ShapeData(spec, tuple(rows), "fp32"))
+    return out
+
+
+def test_fit_recovers_known_parameters():
+    fitted = fit_profile(synthetic_data(), run.placeholder_profile(target(), "fp32"))
+    for name in ("weight_bw_bytes_per_s", "gemv_bw_bytes_per_s", "matmul_flops_per_s", "layer_overhead_s"):
+        assert getattr(fitted, name) == pytest.approx(TRUE[name], rel=0.15), name
+    assert fitted.knee_sharpness < 1.3
+    assert np.median(relative_errors(fitted, synthetic_data(noise=0.0, seed=1))) < 0.02
+
+
+def test_errors_are_reported_honestly():
+    data = synthetic_data()
+    _, good = run.evaluate(data, run.placeholder_profile(target(), "fp32"))
+    assert good["heldout"]["median"] < 0.03 and good["cross_model"]["median"] < 0.05
+    # a deliberately wrong model: every measurement is charged to the wrong shape
+    wrong = [replace(data[0], spec=SHAPES[2]), replace(data[2], spec=SHAPES[0]), data[1]]
+    _, bad = run.evaluate(wrong, run.placeholder_profile(target(), "fp32"))
+    assert bad["cross_model"]["median"] > 0.15
+
+
+def test_sweep_records_out_of_memory_and_goes_on(tmp_path):
+    path = tmp_path / "m.csv"
+    grid = [Point(1, 1, 64), Point(4, 1, 64), Point(64, 1, 512), Point(96, 1, 512), Point(2, 1, 64)]
+    report = run_sweep([SHAPES[0]], grid, path, lambda s: SyntheticRunner(s, oom_above_rows=10_000), repeats=3)
+    rows = read(path)
+    statuses = {(m.batch, m.context_len): m.status for m in rows}
+    assert statuses[(64, 512)] == "oom" and (96, 512) not in statuses  # the larger point is skipped
+    assert statuses[(1, 64)] == statuses[(2, 64)] == statuses[(4, 64)] == "ok"
+    assert report.measured == 3 and report.oom == 2
+
+
+def test_paired_anchor_divides_drift_out(tmp_path):
+    from lattts.calibrate.measurements import drift_corrected
+
+    class Drifting(SyntheticRunner):
+        calls = 0
+
+        def time_pass(self, point, repeats, warmup):
+            Drifting.calls += 1
+            slow = 1.5 if (Drifting.calls // 7) % 2 else 1.0  # the machine switches speed every few passes
+            return [t * slow for t in super().time_pass(point, repeats, warmup)]
+
+    path = tmp_path / "m.csv"
+    run_sweep([SHAPES[0]], cpu_grid(quick=True), path, lambda s: Drifting(s), repeats=3)
+    raw = [m for m in read(path) if m.status == "ok"]
+    fixed, drift = drift_corrected(read(path))
+    truth_t = [float(pass_time(SHAPES[0], truth(), m.batch, m.query_len, m.context_len, m.logits)) for m in raw]
+    raw_ratio = np.array([m.latency_s / t for m, t in zip(raw, truth_t)])
+    fixed_ratio = np.array([m.latency_s / t for m, t in zip(fixed, truth_t)])
+    assert drift["paired"]
+    assert raw_ratio.std() / raw_ratio.mean() > 0.1  # the raw medians carry the switching speed
+    assert fixed_ratio.std() / fixed_ratio.mean() < 0.03  # one consistent speed after pairing
+
+
+def test_calibrate_pipeline_saves_a_profile_predict_finds(isolated_home):
+    from lattts.hardware.choose import Detection, choose_profile
+    from lattts.hardware.cpu import detect_cpu
+
+    cpu = detect_cpu()
+    tgt = replace(target(), key=cpu.key)
+    result = run.calibrate(tgt, SHAPES, "fp32", True, True, lambda s: SyntheticRunner(s), measure=None)
+    saved = json.loads(result.profile_file.read_text())
+    assert saved["schema"] == "lattts.profile/1" and saved["kind"] == "calibrated"
+    prov = saved["provenance"]
+    assert prov["measurements"]["sha256"] and prov["shapes"][0]["name"] == "cpu-small"
+    assert prov["errors"]["heldout"]["median"] < 0.05 and "cross_model" in prov["errors"]
+    # predict picks the saved calibration of this CPU when no GPU is found (and the model fits)
+    choice = choose_profile(detection=Detection(gpus=(), nvml_error="none", cpu=cpu), fits=lambda p: True)
+    assert choice.profile.kind == "calibrated" and str(result.profile_file) in choice.profile.source
+    res = CliRunner().invoke(app, ["predict", "--budget", "5min", "--model", "cpu-small", "--draft", "self:4",
+                                   "--acceptance", "0.6", "--curve", "qwen2.5-math-math100-n8", "--json",
+                                   "--profile", str(result.profile_file)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert str(result.profile_file) in out["device"]["source"] and out["device"]["kind"] == "calibrated"
+
+
+def test_from_csv_round_trip(tmp_path):
+    spec = SHAPES[1]
+    path = tmp_path / "timings.csv"
+    rng = np.random.default_rng(3)
+    lines = ["batch,query_len,context_len,latency_s"]
+    for p in cpu_grid(quick=False):
+        t = float(pass_time(spec, truth(), p.batch, p.query, p.context, p.logits)) * math.exp(rng.normal(0, 0.01))
+        lines.append(f"{p.batch},{p.query},{p.context},{t}")
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "profile.json"
+    res = CliRunner().invoke(app, ["calibrate", "--from-csv", str(path), "--model", "cpu-medium", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["heldout_error"]["median"] < 0.02 and summary["profile"] == str(out)
+    assert summary["parameters"]["gemv_bw_bytes_per_s"]["value"] == pytest.approx(18e9, rel=0.1)
+    # a law no roofline follows (time grows with B squared) shows up as a large error
+    bad = tmp_path / "bad.csv"
+    bad.write_text("batch,query_len,context_len,latency_s\n" + "\n".join(
+        f"{b},1,{s},{1e-3 * b * b * (1 + s / 1000)}" for b in (1, 2, 4, 8, 16, 32, 64) for s in (64, 512, 2048)) + "\n")
+    res = CliRunner().invoke(app, ["calibrate", "--from-csv", str(bad), "--model", "cpu-medium", "--out",
+                                   str(tmp_path / "bad.json"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["heldout_error"]["median"] > 0.2
+
+
+def test_fingerprint_from_fake_nvml():
+    nvml = FakeNvml([{"name": "NVIDIA H100 80GB HBM3", "memory": 85520809984, "uuid": "GPU-1234"}])
+    tgt = run.fingerprint_gpu(0, nvml=nvml, cuda_available=lambda: True)
+    assert tgt.device == "cuda:0" and tgt.key == "gpu-nvidia-h100-80gb-hbm3"
+    assert tgt.fingerprint["uuid"] == "GPU-1234" and tgt.fingerprint["driver"] == "550.54.15"
+    assert tgt.fingerprint["sm_clock_max_mhz"] == 1980 and tgt.memory_bytes == 85520809984
+    with pytest.raises(UserError, match="--device cpu"):
+        run.fingerprint_gpu(0, nvml=FakeNvml(init_error=nvml_error("NVMLError_LibraryNotFound")))
+    with pytest.raises(UserError, match="no CUDA"):
+        run.fingerprint_gpu(0, nvml=nvml, cuda_available=lambda: False)
+    with pytest.raises(UserError, match="sees 1 GPU"):
+        run.fingerprint_gpu(3, nvml=nvml, cuda_available=lambda: True)
+
+
+@pytest.mark.parametrize("args,text", [
+    (["calibrate", "--gpu", "0"], "--device cpu"),
+    (["calibrate", "--device", "cpu", "--model", "nonexistent-model"], "unknown model"),
+    (["calibrate", "--device", "tpu"], "--device cpu"),
+])
+def test_calibrate_bad_input(args, text):
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert text in res.output and "Traceback" not in res.output
+
+
+def test_csv_with_missing_columns(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("batch,latency_s\n1,0.1\n")
+    res = CliRunner().invoke(app, ["calibrate", "--from-csv", str(path), "--model", "cpu-small"])
+    assert res.exit_code == 2 and "query_len" in res.output
+
+
+@pytest.mark.parametrize("content,text", [("{not json", "corrupted"), ('{"schema": "other/1"}', "not a lattts device profile"),
+                                          ('{"schema": "lattts.profile/1", "name": "x"}', "lacks")])
+def test_predict_refuses_bad_profiles(tmp_path, content, text):
+    path = tmp_path / "p.json"
+    path.write_text(content)
+    res = CliRunner().invoke(app, ["predict", "--budget", "60s", "--profile", str(path)])
+    assert res.exit_code == 2 and text in res.output and str(path) in res.output
+
+
+def test_interrupted_calibration_resumes_without_losing_or_repeating(isolated_home):
+    cmd = [sys.executable, "-m", "lattts", "calibrate", "--device", "cpu", "--model", "cpu-small", "--quick", "--json"]
+    env = {**os.environ, "LATTTS_HOME": str(isolated_home)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    csv_files = []
+    while time.time() < deadline:
+        csv_files = list(isolated_home.glob("calibrations/*/*/measurements.csv"))
+        if csv_files and len(csv_files[0].read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = [m for m in read(csv_files[0])]
+    assert 5 <= len(before) < len(cpu_grid(quick=True))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    after = read(csv_files[0])
+    keys = [m.key for m in after]
+    assert len(keys) == len(set(keys)) == len(cpu_grid(quick=True))  # nothing repeated, nothing lost
+    assert after[:len(before)] == before  # the first run's points kept as they were
+    assert json.loads(done.stdout)["sweep"]["resumed"] == len(before)
