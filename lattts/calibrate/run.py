@@ -21,7 +21,7 @@ from lattts.calibrate.fit import (PARAMETERS, ShapeData, cross_model_errors, fit
 from lattts.calibrate.grid import Point, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
-from lattts.calibrate.sweep import PassRunner, run_sweep
+from lattts.calibrate.sweep import ANCHOR_POINT, PassRunner, run_sweep
 from lattts.errors import UserError
 from lattts.hardware.store import profile_path
 from lattts.models.registry import resolve_model
@@ -146,6 +146,8 @@ def build_profile(fitted: DeviceProfile, target: Target, dtype: str, engine: str
         "grid": [list(p.key) for p in grid] if grid is not None else "from the measurements file",
         "measurements": {"file": str(measurements), "sha256": _sha256(measurements)},
         "errors": errors, "drift": drift, "machine": machine,
+        "anchor": ({"shape": shapes[0].name, "config": shapes[0].to_hf_config(), "point": list(ANCHOR_POINT.key),
+                    "reference_s": drift["anchor_reference_s"]} if drift.get("paired") else None),
         "units": {name: unit for name, *_, unit in PARAMETERS},
     }
     return replace(fitted, name=target.name, kind="calibrated", device_key=target.key, dtype=dtype,

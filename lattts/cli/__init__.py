@@ -31,9 +31,10 @@ def _root(
 
 def _register() -> None:
     from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, models, predict, roofline,
-                            traces)
+                            traces, validate)
 
-    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate, calibrate):
+    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate, calibrate,
+                   validate):
         module.register(app)
 
 

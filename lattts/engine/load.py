@@ -84,29 +84,35 @@ def gguf_spec(reader, name: str) -> ModelSpec:
     return ModelSpec.from_hf_config(cfg, name, source="GGUF metadata")
 
 
+CONVERTED_FORMAT = 2  # bump when the layout of converted folders changes
+
+
 def _converted_gguf(path: Path, name: str) -> Path:
-    """A folder with the GGUF's shape, float32 weights and tokenizer, converted once and cached by file hash
-    (parsing a GGUF's vocabulary and dequantising take ~20 s on a small CPU; reading the cache ~1 s)."""
+    """A Hugging Face style folder (config.json, model.safetensors with float32 weights under Hugging
+    Face names, tokenizer.json) made once from a GGUF file and cached by the file's hash: parsing a
+    GGUF's vocabulary and dequantising take ~10-20 s on a small CPU, reading the folder ~1 s."""
     from lattts.engine.fetch import sha256
     from lattts.paths import cache_dir, write_atomic
 
-    folder = cache_dir() / "converted" / sha256(path)[:16]
-    if (folder / "lattts-weights.safetensors").is_file():
+    folder = cache_dir() / "converted" / f"{sha256(path)[:16]}-v{CONVERTED_FORMAT}"
+    if (folder / "model.safetensors").is_file():
         return folder
     from gguf import GGUFReader
     from safetensors.torch import save_file
 
-    from lattts.engine.weights import load_gguf
+    from lattts.engine.weights import gguf_tensor_getter, load_hf_tensors
 
     reader = GGUFReader(str(path))
     spec = gguf_spec(reader, name)
-    net = load_gguf(Transformer(spec, torch.float32, "cpu"), reader)
+    get = gguf_tensor_getter(reader, spec)
+    tensors: dict = {}
+    load_hf_tensors(Transformer(spec, torch.float32, "meta"), lambda n: tensors.setdefault(n, get(n)))
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     from_gguf(reader).save(tmp)
     config = spec.to_hf_config() | {"eos_token_id": list(spec.eos_token_ids), "bos_token_id": spec.bos_token_id}
     write_atomic(tmp / "config.json", json.dumps(config))
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "lattts-weights.safetensors"))
+    save_file({k: v.contiguous() for k, v in tensors.items() if v is not None}, str(tmp / "model.safetensors"))
     if folder.exists():
         import shutil
 
@@ -129,12 +135,11 @@ def load(model: str, device: str = "cpu", dtype: str = "fp32", seed: int = 0, ra
     if path.suffix == ".gguf":
         if not path.is_file():
             raise UserError(f"GGUF file {path} does not exist")
-        from safetensors.torch import load_file
+        from lattts.engine.weights import load_safetensors_folder
 
         folder = _converted_gguf(path, entry.name if entry else path.stem)
         spec = ModelSpec.from_file(folder / "config.json", name=entry.name if entry else path.stem)
-        net = Transformer(spec, torch_dtype, "cpu")
-        net.load_state_dict(load_file(str(folder / "lattts-weights.safetensors")))
+        net = load_safetensors_folder(Transformer(spec, torch_dtype, "cpu"), folder)
         return Loaded(net.to(device).pack(), from_tokenizer_json(folder), f"GGUF {path} (dequantised to {dtype})", True)
     if entry is None and path.is_dir() and list(path.glob("*.safetensors")):
         from lattts.engine.weights import load_safetensors_folder

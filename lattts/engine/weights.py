@@ -100,12 +100,13 @@ def _unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def load_gguf(model: Transformer, reader) -> Transformer:
-    """Fill ``model`` from an open ``gguf.GGUFReader``, dequantising every tensor to float32 first."""
+def gguf_tensor_getter(reader, spec) -> Callable[[str], Tensor | None]:
+    """``get(hf_name)``: the GGUF tensor for a Hugging Face weight name, dequantised to float32."""
     from gguf.quants import dequantize
 
     tensors = {t.name: t for t in reader.tensors}
-    spec = model.spec
+    arch = reader.fields.get("general.architecture")
+    permuted = arch is not None and bytes(arch.parts[arch.data[0]]).decode() == "llama"  # llama.cpp permutes Q/K
 
     def get(hf_name: str) -> Tensor | None:
         if hf_name.startswith("model.layers."):
@@ -117,14 +118,16 @@ def load_gguf(model: Transformer, reader) -> Transformer:
         if t is None:
             return None
         array = dequantize(t.data, t.tensor_type).astype(np.float32)
-        shape = tuple(int(n) for n in reversed(t.shape))  # GGUF lists dims innermost first
-        array = array.reshape(shape)
-        if hf_name.endswith("q_proj.weight") and arch_is_llama:
+        array = array.reshape(tuple(int(n) for n in reversed(t.shape)))  # GGUF lists dims innermost first
+        if permuted and hf_name.endswith("q_proj.weight"):
             array = _unpermute(array, spec.n_heads)
-        elif hf_name.endswith("k_proj.weight") and arch_is_llama:
+        elif permuted and hf_name.endswith("k_proj.weight"):
             array = _unpermute(array, spec.n_kv_heads)
         return torch.from_numpy(np.ascontiguousarray(array))
 
-    arch = reader.fields.get("general.architecture")
-    arch_is_llama = arch is not None and bytes(arch.parts[arch.data[0]]).decode() == "llama"
-    return load_hf_tensors(model, get)
+    return get
+
+
+def load_gguf(model: Transformer, reader) -> Transformer:
+    """Fill ``model`` from an open ``gguf.GGUFReader``, dequantising every tensor to float32 first."""
+    return load_hf_tensors(model, gguf_tensor_getter(reader, model.spec))

@@ -176,3 +176,37 @@ def calibration_figure(data, profile):
     fig.update_yaxes(type="log", title_text="attained FLOP/s", row=1, col=n + 1)
     fig.update_layout(title=f"calibration of {profile.name}: measured against fitted", template="plotly_white")
     return fig
+
+
+def validation_figure(out: dict):
+    """Predicted against measured for every live run (log-log, with the y = x line), and per
+    configuration the measured time of each term beside its prediction."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    runs = out["runs"]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("predicted vs measured (s)", "per-term time: measured / predicted"))
+    labels = [f"B={r['branches']} γ={r['draft_len']} L={r['max_tokens']}" for r in runs]
+    meas = [r["measured_s"] for r in runs]
+    fig.add_trace(go.Scatter(x=meas, y=[r["predicted_s"] for r in runs], mode="markers", name="lattts engine",
+                             text=[f"{l}: {r['error']:+.1%}" for l, r in zip(labels, runs)], hoverinfo="text"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=meas, y=[r["predicted_with_measured_acceptance_s"] for r in runs], mode="markers",
+                             name="with measured acceptance", marker=dict(symbol="x"), visible="legendonly"), row=1, col=1)
+    tr = out.get("transformers")
+    if tr and tr["runs"]:
+        fig.add_trace(go.Scatter(x=[r["measured_s"] for r in tr["runs"]], y=[r["predicted_s"] for r in tr["runs"]],
+                                 mode="markers", name="transformers generate", marker=dict(symbol="diamond")), row=1, col=1)
+    lo, hi = min(meas) / 1.5, max(meas) * 1.5
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x", line=dict(color="grey", dash="dot")),
+                  row=1, col=1)
+    for term in ("prefill", "decode", "draft", "verify", "other"):
+        ys = [r["terms"].get(term, {}).get("measured_s", 0.0) for r in runs]
+        if any(ys):
+            fig.add_trace(go.Bar(x=labels, y=ys, name=f"{term} measured"), row=1, col=2)
+            fig.add_trace(go.Bar(x=labels, y=[r["terms"].get(term, {}).get("predicted_s", 0.0) for r in runs],
+                                 name=f"{term} predicted", marker=dict(pattern_shape="/")), row=1, col=2)
+    fig.update_xaxes(type="log", title_text="measured (s)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="predicted (s)", row=1, col=1)
+    fig.update_yaxes(title_text="seconds", row=1, col=2)
+    fig.update_layout(title=f"lattts validate: {out['model']}", template="plotly_white", barmode="group")
+    return fig

@@ -153,6 +153,36 @@ def paper_curve() -> BetaMajorityCurve:
                              fitted_branches=PAPER_FIT_BRANCHES)
 
 
+@dataclass(frozen=True)
+class ScaledCurve:
+    """A curve read at L * length_scale: the shape of a real trade-off moved to the short lengths a
+    small machine can run live (validation's decision check). Labelled as such wherever it appears."""
+
+    base: AccuracyCurve
+    length_scale: float
+    kind: str = "scaled"
+
+    @property
+    def name(self) -> str:
+        return f"{self.base.name} (lengths / {self.length_scale:g})"
+
+    @property
+    def source(self) -> str:
+        return (f"synthetic: {self.base.name} with every length divided by {self.length_scale:g}, so its trade-off "
+                f"between branches and length falls where this machine can run it ({self.base.source})")
+
+    @property
+    def budgets(self) -> tuple[int, ...] | None:
+        b = self.base.budgets
+        return None if b is None else tuple(max(1, round(x / self.length_scale)) for x in b)
+
+    def accuracy(self, branches, max_tokens) -> np.ndarray:
+        return self.base.accuracy(branches, np.asarray(max_tokens, float) * self.length_scale)
+
+    def search_budgets(self, steps_per_octave: int = 4) -> list[int]:
+        return sorted({max(1, round(x / self.length_scale)) for x in self.base.search_budgets(steps_per_octave)})
+
+
 BUILTIN_CURVES = {"s1.1-32b-math500-paper": paper_curve}
 
 

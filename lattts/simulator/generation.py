@@ -101,11 +101,14 @@ def prefill_time(spec: ModelSpec, profile: DeviceProfile, branches, prompt_token
 
 def generation_latency(target: ModelSpec, profile: DeviceProfile, branches, draft_len, max_tokens, prompt_tokens: int,
                        draft: ModelSpec | None = None, acceptance: AcceptanceModel | None = None,
-                       dtype: str | None = None, devices: int = 1, tokens_needed=None) -> LatencyBreakdown:
+                       dtype: str | None = None, devices: int = 1, tokens_needed=None,
+                       shared_prefill: bool = True) -> LatencyBreakdown:
     """Predicted wall time to give each of B branches ``max_tokens`` tokens (budget forcing).
 
     ``tokens_needed`` overrides the per-configuration token count the batch must reach (natural
     lengths: the expected longest branch, see ``lengths.py``); by default it is ``max_tokens``.
+    ``shared_prefill=False`` prefills the prompt once per branch (B x P tokens in one pass), as
+    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``).
     """
     B, G, L = np.broadcast_arrays(np.asarray(branches, float), np.asarray(draft_len, int), np.asarray(max_tokens, float))
     need = L if tokens_needed is None else np.broadcast_to(np.asarray(tokens_needed, float), L.shape)
@@ -116,7 +119,8 @@ def generation_latency(target: ModelSpec, profile: DeviceProfile, branches, draf
     for gamma in np.unique(G):
         sel = G == gamma
         b, n = B[sel], need[sel] - 1.0  # the prefill's logits give the first token
-        pre = prefill_time(target, profile, b, prompt_tokens, dtype, devices)
+        pre = (prefill_time(target, profile, b, prompt_tokens, dtype, devices) if shared_prefill
+               else pass_time(target, profile, b, prompt_tokens, 0, 1, dtype, devices))
         if gamma == 0:
             tgt = sum_passes(target, profile, b, 1, P, 1.0, n, 1, dtype, devices)
             drf, r, mu = np.zeros_like(b), n, np.ones_like(b)

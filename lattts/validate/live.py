@@ -1,0 +1,154 @@
+"""One live run of a configuration and what the simulator says it should have cost.
+
+A run is the engine's ``generate`` with budget forcing (every branch exactly L tokens), so its
+length is known; it records every forward pass. ``compare`` predicts the run three ways: with
+the a-priori acceptance (the end-to-end claim), with the acceptance measured in the run
+(isolates the latency model), and pass by pass on the run's actual shapes (isolates the cost of
+a forward pass from the count of passes). The drift factor, measured by timing the profile's
+anchor pass around the run, scales every prediction to the device's current speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lattts.engine.generate import GenerationResult
+from lattts.models.spec import ModelSpec
+from lattts.simulator.generation import generation_latency, prefill_time
+from lattts.simulator.profile import DeviceProfile
+from lattts.simulator.roofline import pass_time
+from lattts.simulator.speculative import AcceptanceModel
+
+
+@dataclass(frozen=True)
+class Config:
+    branches: int
+    draft_len: int
+    max_tokens: int
+
+    def label(self) -> str:
+        return f"B={self.branches} γ={self.draft_len} L={self.max_tokens}"
+
+
+@dataclass
+class Comparison:
+    """Predicted against measured for one run (seconds; errors are predicted/measured - 1)."""
+
+    config: Config
+    measured_s: float
+    predicted_s: float  # a-priori acceptance, drift-corrected
+    predicted_measured_acceptance_s: float  # acceptance of this run, drift-corrected
+    predicted_raw_s: float  # a-priori acceptance, no drift correction
+    drift_factor: float
+    acceptance_rate: float | None
+    rounds: int
+    predicted_rounds: float
+    terms: dict = field(default_factory=dict)  # term -> {measured_s, predicted_s}
+    culprit: str | None = None
+
+    @property
+    def error(self) -> float:
+        return self.predicted_s / self.measured_s - 1.0
+
+    @property
+    def error_measured_acceptance(self) -> float:
+        return self.predicted_measured_acceptance_s / self.measured_s - 1.0
+
+    def to_json(self) -> dict:
+        return {
+            "branches": self.config.branches, "draft_len": self.config.draft_len, "max_tokens": self.config.max_tokens,
+            "predicted_s": self.predicted_s, "measured_s": self.measured_s, "error": self.error,
+            "predicted_with_measured_acceptance_s": self.predicted_measured_acceptance_s,
+            "error_with_measured_acceptance": self.error_measured_acceptance,
+            "predicted_without_drift_correction_s": self.predicted_raw_s, "drift_factor": self.drift_factor,
+            "acceptance_rate": self.acceptance_rate, "rounds": self.rounds, "predicted_rounds": self.predicted_rounds,
+            "terms": self.terms, "culprit": self.culprit,
+        }
+
+
+def _pass_prediction(result: GenerationResult, target: ModelSpec, draft: ModelSpec | None,
+                     profile: DeviceProfile) -> dict[str, float]:
+    """Predicted time of every pass the run actually made, on its actual shape, summed per phase."""
+    sums: dict[str, float] = {}
+    for p in result.passes:
+        spec = draft if p.model == "draft" else target
+        logits = p.query if p.phase == "verify" else 1
+        key = "prefill" if p.phase == "prefill" else p.phase
+        sums[key] = sums.get(key, 0.0) + float(pass_time(spec, profile, p.batch, p.query, p.context_mean, logits))
+    return sums
+
+
+def _measured_terms(result: GenerationResult) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    for p in result.passes:
+        key = "prefill" if p.phase == "prefill" else p.phase
+        sums[key] = sums.get(key, 0.0) + p.time_s
+    sums["prefill"] = sums.get("prefill", 0.0) + result.fork_s
+    sums["other"] = result.latency_s - sum(p.time_s for p in result.passes) - result.fork_s
+    return sums
+
+
+TERM_NAMES = {
+    "prefill": "prefill (prompt pass and KV copy)", "decode": "per-step cost (decode passes)",
+    "verify": "verify cost (target passes of gamma+1 tokens)", "draft": "draft cost (draft passes)",
+    "other": "per-step overhead outside forward passes (sampling, acceptance, Python)",
+    "rounds": "number of rounds (acceptance)", "kv_growth": "KV growth (cost rising with context)",
+}
+
+
+def compare(config: Config, result: GenerationResult, target: ModelSpec, draft: ModelSpec | None,
+            profile: DeviceProfile, prior: AcceptanceModel | None, drift_factor: float) -> Comparison:
+    """Predictions for one live run, and which term explains most of the gap."""
+    B, G, L = config.branches, config.draft_len, config.max_tokens
+    P = result.prompt_tokens
+    measured_acc = (AcceptanceModel.from_histogram(result.accepted_histogram, "this run")
+                    if G and result.accepted_histogram and sum(result.accepted_histogram) else None)
+
+    def total(acceptance):
+        lat = generation_latency(target, profile, B, G, L, P, draft if G else None, acceptance)
+        return float(lat.total_s[()]), float(lat.rounds[()])
+
+    raw, predicted_rounds = total(prior)
+    with_measured, _ = total(measured_acc) if G else (raw, predicted_rounds)
+
+    # term by term: measured time of each phase against the same phase predicted on the run's own passes
+    measured = _measured_terms(result)
+    per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, target, draft, profile).items()}
+    per_pass["prefill"] = per_pass.get("prefill", 0.0) + (
+        float(prefill_time(target, profile, B, P)) - float(pass_time(target, profile, 1, P, 0, 1))) * drift_factor
+    per_pass["other"] = 0.0  # the simulator counts forward passes only
+    terms = {k: {"measured_s": measured.get(k, 0.0), "predicted_s": per_pass.get(k, 0.0)}
+             for k in sorted(set(measured) | set(per_pass))}
+    terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
+    steps = [p for p in result.passes if p.phase in ("decode", "verify")]
+    if len(steps) >= 8:  # does cost rise with context as predicted? compare late vs early passes
+        spec_steps = [(p, float(pass_time(target, profile, p.batch, p.query, p.context_mean,
+                                          p.query if p.phase == "verify" else 1))) for p in steps]
+        k = len(spec_steps) // 4
+        early = np.mean([p.time_s for p, _ in spec_steps[:k]]), np.mean([t for _, t in spec_steps[:k]])
+        late = np.mean([p.time_s for p, _ in spec_steps[-k:]]), np.mean([t for _, t in spec_steps[-k:]])
+        terms["kv_growth"] = {"measured_late_over_early": late[0] / early[0], "predicted_late_over_early": late[1] / early[1]}
+    return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor,
+                      predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
+                      drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
+                      predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s))
+
+
+def culprit(terms: dict, measured_s: float, threshold: float = 0.05) -> str | None:
+    """The term whose misprediction moves the total most, if any moves it more than ``threshold``."""
+    gaps = {k: abs(v["predicted_s"] - v["measured_s"]) / measured_s for k, v in terms.items() if "measured_s" in v}
+    r = terms.get("rounds")
+    if r and r["measured"]:
+        # a wrong round count shifts every round's cost: its share is the relative miss in rounds
+        gaps["rounds"] = abs(r["predicted"] / r["measured"] - 1.0) * (
+            (terms.get("verify", {}).get("measured_s", 0.0) + terms.get("draft", {}).get("measured_s", 0.0)) / measured_s)
+    kv = terms.get("kv_growth")
+    if kv:
+        steps = sum(terms.get(k, {}).get("measured_s", 0.0) for k in ("decode", "verify"))
+        gaps["kv_growth"] = abs(kv["measured_late_over_early"] - kv["predicted_late_over_early"]) / 2 * steps / measured_s
+    if not gaps:
+        return None
+    worst = max(gaps, key=gaps.get)
+    return TERM_NAMES.get(worst, worst) if gaps[worst] > threshold else None

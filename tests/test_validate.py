@@ -1,0 +1,99 @@
+"""`lattts validate`: the live-vs-predicted machinery on a tiny model (loose, ratio-based bounds:
+this CPU's speed drifts), the decision check on constructed cases, the JSON contract, bad input."""
+
+import json
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from lattts.cli import app
+from lattts.simulator.search import Point
+from lattts.validate.decision import Candidate, DecisionReport, measured_best, neighbours
+from lattts.validate.live import Config, culprit
+
+TINY = "tests/data/tiny-llama/config.json"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_profile(tmp_path_factory):
+    path = tmp_path_factory.mktemp("profile") / "tiny.json"
+    res = runner.invoke(app, ["calibrate", "--device", "cpu", "--model", TINY, "--quick", "--out", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    return path
+
+
+def test_validate_json_contract_and_loose_accuracy(tiny_profile):
+    res = runner.invoke(app, ["validate", "--device", "cpu", "--model", TINY, "--draft", "self:2", "--profile",
+                              str(tiny_profile), "--grid", "B=1,4;g=0,2;L=24", "--acceptance", "0.5", "--json",
+                              "--no-transformers"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out["runs"]) == 4
+    for run in out["runs"]:
+        assert {"branches", "draft_len", "max_tokens", "predicted_s", "measured_s"} <= set(run)
+        assert 1 / 3 < run["predicted_s"] / run["measured_s"] < 3  # tiny passes are overhead-bound; loose on purpose
+        if run["draft_len"]:
+            assert run["rounds"] > 0 and 0 <= run["acceptance_rate"] <= 1
+            assert set(run["terms"]) >= {"prefill", "draft", "verify", "other", "rounds"}
+    s = out["summary"]
+    assert {"median_abs_error", "p90_abs_error", "bias"} <= set(s) and s["runs"] == 4
+    assert s["drift"]["min"] > 0 and "with_measured_acceptance" in s
+
+
+def test_culprit_names_the_term_that_is_off():
+    terms = {"prefill": {"measured_s": 0.1, "predicted_s": 0.1}, "draft": {"measured_s": 2.0, "predicted_s": 1.0},
+             "verify": {"measured_s": 3.0, "predicted_s": 2.9}, "other": {"measured_s": 0.1, "predicted_s": 0.0},
+             "rounds": {"measured": 50, "predicted": 50.0}}
+    assert culprit(terms, 5.3).startswith("draft cost")
+    terms["draft"]["predicted_s"] = 2.0
+    terms["rounds"] = {"measured": 50, "predicted": 35.0}
+    assert culprit(terms, 5.3).startswith("number of rounds")
+    terms["rounds"] = {"measured": 50, "predicted": 50.0}
+    assert culprit(terms, 5.3) is None
+
+
+def test_neighbours_of_a_choice():
+    chosen = Point(4, 2, 128, 1.0, 0.8)
+    got = neighbours(chosen, (1, 2, 4, 8), (0, 1, 2, 3), [64, 128, 256])
+    assert got == [Config(2, 2, 128), Config(8, 2, 128), Config(4, 1, 128), Config(4, 3, 128), Config(4, 2, 256)]
+    edge = neighbours(Point(1, 0, 256, 1.0, 0.8), (1, 2), (0, 1), [64, 256])
+    assert edge == [Config(2, 0, 256), Config(1, 1, 256)]
+
+
+def test_decision_check_on_constructed_cases():
+    chosen = Candidate(Config(4, 2, 128), accuracy=0.80, predicted_s=9.0, measured_s=9.5)
+    slower_same = Candidate(Config(4, 3, 128), accuracy=0.80, predicted_s=9.5, measured_s=9.0)  # same accuracy, faster
+    better_late = Candidate(Config(8, 2, 128), accuracy=0.85, predicted_s=11.0, measured_s=10.5)  # misses the budget
+    report = DecisionReport(10.0, chosen, [chosen, slower_same, better_late], None)
+    report.measured_best = measured_best(report.candidates, 10.0)
+    assert report.measured_best is slower_same and not report.chosen_is_best
+    assert report.to_json()["latency_gap_s"] == pytest.approx(0.5)
+    fine = DecisionReport(10.0, chosen, [chosen, better_late], measured_best([chosen, better_late], 10.0))
+    assert fine.chosen_is_best and fine.to_json()["accuracy_gap"] == 0.0
+    assert measured_best([better_late], 10.0) is None
+
+
+def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):
+    data = json.loads(tiny_profile.read_text())
+    data["device_key"] = "gpu-nvidia-h100-80gb-hbm3"
+    data["name"] = "NVIDIA H100 80GB HBM3"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    res = runner.invoke(app, ["validate", "--device", "cpu", "--model", TINY, "--profile", str(other), "--grid",
+                              "B=1;g=0;L=8", "--no-transformers"])
+    assert res.exit_code == 2 and "recalibrate" in res.output and "H100" in res.output
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--grid", "B=100000;g=0;L=4000"], "do not fit"),
+    (["--grid", "B=1;g=0;L=16", "--budget", "1ms"], "no configuration meets"),
+    (["--grid", "B=1;L=16"], "--grid"),
+    (["--grid", "B=0;g=0;L=16"], "at least 1"),
+])
+def test_validate_bad_input(tiny_profile, args, text):
+    res = runner.invoke(app, ["validate", "--device", "cpu", "--model", TINY, "--draft", "self:2", "--profile",
+                              str(tiny_profile), "--no-transformers", *args])
+    assert res.exit_code == 2, res.output
+    assert text in res.output and "Traceback" not in res.output
