@@ -233,3 +233,26 @@ def test_interrupted_calibration_resumes_without_losing_or_repeating(isolated_ho
     assert len(keys) == len(set(keys)) == len(cpu_grid(quick=True))  # nothing repeated, nothing lost
     assert after[:len(before)] == before  # the first run's points kept as they were
     assert json.loads(done.stdout)["sweep"]["resumed"] == len(before)
+
+
+def test_sampling_cost_fit_recovers_its_law():
+    from lattts.calibrate.sampling import ROWS, fit_sampling
+
+    vocab = 49152
+    points = [(r, 2e-4 + 3e-9 * r * vocab) for r in ROWS]
+    call_s, per_logit = fit_sampling(points, vocab)
+    assert call_s == pytest.approx(2e-4, rel=1e-3) and per_logit == pytest.approx(3e-9, rel=1e-3)
+
+
+def test_sampling_time_follows_the_engine_schedule():
+    from lattts.simulator.generation import generation_latency, sampling_time
+
+    prof = replace(truth(), sample_call_s=1e-3, sample_s_per_logit=1e-9)
+    # plain decoding, B=4, L=10: 10 calls (first token + 9 steps) of 4 rows
+    assert float(sampling_time(prof, 1000, 4, 0, 9)) == pytest.approx(10 * 1e-3 + 40 * 1000 * 1e-9)
+    # speculative, gamma 3, 5 rounds: 1 + 5 * 5 calls; 4 * (1 + 5 * 8) rows
+    assert float(sampling_time(prof, 1000, 4, 3, 5)) == pytest.approx(26 * 1e-3 + 4 * 41 * 1000 * 1e-9)
+    spec = SHAPES[0]
+    with_sampling = generation_latency(spec, prof, 4, 0, 10, 16)
+    without = generation_latency(spec, replace(prof, sample_call_s=0.0, sample_s_per_logit=0.0), 4, 0, 10, 16)
+    assert float(with_sampling.total_s) - float(without.total_s) == pytest.approx(float(with_sampling.sampling_s))

@@ -195,6 +195,13 @@ def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, 
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")
     machine = measure(target.device, dtype) if measure else None
     fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine))
+    if measure:  # the engine's sampling, outside forward passes
+        from lattts.calibrate.sampling import fit_sampling, time_sampling
+
+        points = time_sampling(shapes[0].vocab_size, target.device, engine=engine)
+        call_s, per_logit = fit_sampling(points, shapes[0].vocab_size)
+        fitted = replace(fitted, sample_call_s=call_s, sample_s_per_logit=per_logit)
+        machine = {**machine, "sampling": {"rows_seconds": points, "vocab": shapes[0].vocab_size}}
     profile = build_profile(fitted, target, dtype, engine, kernels[0] if kernels else "not recorded (resumed)",
                             shapes, grid, measurements, errors, drift,
                             f"calibrated by lattts calibrate ({engine} engine, {dtype})", machine)

@@ -133,6 +133,9 @@ def _report(result, json_out: bool, html: Path | None) -> None:
         elif machine and unit == "FLOP/s":
             ref = f"matmul {format_rate(machine['matmul_flops_per_s'], 'FLOP')}"
         t.add_row(name, text, ref)
+    if p.sample_call_s or p.sample_s_per_logit:
+        t.add_row("sample_call_s", f"{p.sample_call_s * 1e3:.3g} ms", "engine sampling, outside passes")
+        t.add_row("sample_s_per_logit", f"{p.sample_s_per_logit * 1e9:.3g} ns", "")
     console.print(t)
     e = Table(title="how well it predicts forward-pass time (|predicted/measured - 1|)", title_justify="left")
     for col in ("check", "median", "p90", "max", "points"):

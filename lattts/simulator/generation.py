@@ -86,6 +86,7 @@ class LatencyBreakdown:
     prefill_s: np.ndarray
     target_s: np.ndarray  # decode passes (plain) or verify passes (speculative)
     draft_s: np.ndarray
+    sampling_s: np.ndarray  # the engine's sampling and acceptance outside forward passes
     rounds: np.ndarray  # target passes after prefill (decode steps or verify rounds)
     tokens_per_round: np.ndarray
 
@@ -113,7 +114,7 @@ def generation_latency(target: ModelSpec, profile: DeviceProfile, branches, draf
     B, G, L = np.broadcast_arrays(np.asarray(branches, float), np.asarray(draft_len, int), np.asarray(max_tokens, float))
     need = L if tokens_needed is None else np.broadcast_to(np.asarray(tokens_needed, float), L.shape)
     shape = B.shape
-    total, prefill = np.zeros(shape), np.zeros(shape)
+    total, prefill, sampling = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     target_s, draft_s, rounds, per_round = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.ones(shape)
     P = float(prompt_tokens)
     for gamma in np.unique(G):
@@ -136,10 +137,22 @@ def generation_latency(target: ModelSpec, profile: DeviceProfile, branches, draf
             drf = sum_passes(draft, profile, b, 2, c0 - 2.0, mu_g, r, 1, dtype, devices)
             for j in range(2, int(gamma) + 1):
                 drf = drf + sum_passes(draft, profile, b, 1, c0 + j - 2.0, mu_g, r, 1, dtype, devices)
+        smp = sampling_time(profile, target.vocab_size, b, int(gamma), r)
         prefill[sel], target_s[sel], draft_s[sel], rounds[sel], per_round[sel] = pre, tgt, drf, r, mu
-        total[sel] = pre + tgt + drf
+        sampling[sel] = smp
+        total[sel] = pre + tgt + drf + smp
     return LatencyBreakdown(total_s=total, prefill_s=prefill, target_s=target_s, draft_s=draft_s,
-                            rounds=rounds, tokens_per_round=per_round)
+                            sampling_s=sampling, rounds=rounds, tokens_per_round=per_round)
+
+
+def sampling_time(profile: DeviceProfile, vocab: int, branches, gamma: int, rounds):
+    """The engine's sampling outside forward passes: one call of B rows for the first tokens, then per
+    plain step one call of B rows; per speculative round gamma draft calls of B rows, one verify
+    call of B(gamma+1) rows and one acceptance call of B rows."""
+    b = np.asarray(branches, float)
+    calls = 1.0 + (rounds * (gamma + 2) if gamma else rounds)
+    rows = b * (1.0 + (rounds * (2 * gamma + 2) if gamma else rounds))
+    return calls * profile.sample_call_s + rows * vocab * profile.sample_s_per_logit
 
 
 def memory_required_bytes(target: ModelSpec, branches, draft_len, max_tokens, prompt_tokens: int, dtype: str,

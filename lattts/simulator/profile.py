@@ -47,6 +47,8 @@ class DeviceProfile:
     pass_overhead_s: float  # fixed cost of one forward pass (launches, Python, sampling)
     layer_overhead_s: float  # fixed cost per decoder layer per pass
     knee_sharpness: float = math.inf  # p in (mem^p + compute^p)^(1/p) for matmuls; inf = roofline max
+    sample_call_s: float = 0.0  # engine's cost of one sampling call (probabilities, draw), outside passes
+    sample_s_per_logit: float = 0.0  # and per logit it processes (rows x vocabulary)
     usable_memory_fraction: float = USABLE_MEMORY_FRACTION
     interconnect_bytes_per_s: float | None = None
     allreduce_latency_s: float = ALLREDUCE_LATENCY_S
@@ -74,7 +76,8 @@ class DeviceProfile:
                             f"create one with `lattts calibrate`")
         names = {f.name for f in fields(cls)}
         missing = [n for n in names if n not in data and n not in ("provenance", "knee_sharpness",
-                   "usable_memory_fraction", "interconnect_bytes_per_s", "allreduce_latency_s")]
+                   "usable_memory_fraction", "interconnect_bytes_per_s", "allreduce_latency_s", "sample_call_s",
+                   "sample_s_per_logit")]
         if missing:
             raise UserError(f"{source}: profile lacks {', '.join(sorted(missing))}; recalibrate with `lattts calibrate`")
         kwargs = {k: v for k, v in data.items() if k in names}

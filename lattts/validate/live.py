@@ -118,7 +118,9 @@ def compare(config: Config, result: GenerationResult, target: ModelSpec, draft: 
     per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, target, draft, profile).items()}
     per_pass["prefill"] = per_pass.get("prefill", 0.0) + (
         float(prefill_time(target, profile, B, P)) - float(pass_time(target, profile, 1, P, 0, 1))) * drift_factor
-    per_pass["other"] = 0.0  # the simulator counts forward passes only
+    from lattts.simulator.generation import sampling_time
+
+    per_pass["other"] = float(sampling_time(profile, target.vocab_size, B, G, result.rounds)) * drift_factor
     terms = {k: {"measured_s": measured.get(k, 0.0), "predicted_s": per_pass.get(k, 0.0)}
              for k in sorted(set(measured) | set(per_pass))}
     terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
