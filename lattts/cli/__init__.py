@@ -30,10 +30,11 @@ def _root(
 
 
 def _register() -> None:
-    from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, models, predict, roofline,
-                            traces)
+    from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, measure, models, predict,
+                            roofline, traces)
 
-    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate, calibrate):
+    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate, calibrate,
+                   measure):
         module.register(app)
 
 
