@@ -30,11 +30,11 @@ def _root(
 
 
 def _register() -> None:
-    from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, models, predict, roofline,
-                            traces, validate)
+    from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, measure, models, predict,
+                            roofline, traces, validate)
 
-    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, generate, calibrate,
-                   validate):
+    for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, measure, generate,
+                   calibrate, validate):
         module.register(app)
 
 

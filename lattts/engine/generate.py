@@ -59,6 +59,7 @@ class GenerationResult:
     fork_s: float = 0.0  # copying the prompt's KV to the branches
     accepted_histogram: list[int] | None = None  # rounds (per branch) by accepted draft tokens 0..gamma
     rounds: int = 0
+    accepted_per_branch: list[list[int]] | None = None  # per branch, draft tokens accepted in each of its rounds
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -195,6 +196,7 @@ def generate(target: Transformer, prompt: list[int] | list[list[int]], branches:
             return any(not done[b] and len(outs[b]) < max_tokens for b in range(branches))
 
         hist = [0] * (draft_len + 1) if draft is not None else None
+        per_branch = [[] for _ in range(branches)] if draft is not None else None
         rounds = 0
         while active():
             rounds += 1
@@ -234,6 +236,7 @@ def generate(target: Transformer, prompt: list[int] | list[list[int]], branches:
             for b in range(branches):
                 if not done[b] and len(outs[b]) < max_tokens:
                     hist[acc[b]] += 1
+                    per_branch[b].append(acc[b])
                 commit(b, dl_list[b][:acc[b]] + [ext[b]])
         latency = clock.now() - t0
 
@@ -244,7 +247,8 @@ def generate(target: Transformer, prompt: list[int] | list[list[int]], branches:
         text_ids = toks[:-1] if done[b] and toks and toks[-1] in stop_ids else toks
         outputs.append(BranchOutput(tokens=tuple(toks), text=decode(text_ids), finished=done[b]))
     return GenerationResult(outputs=outputs, latency_s=latency, prompt_tokens=max(plens), draft_len=draft_len if draft else 0,
-                            passes=run.passes, fork_s=fork_s, accepted_histogram=hist, rounds=rounds)
+                            passes=run.passes, fork_s=fork_s, accepted_histogram=hist, rounds=rounds,
+                            accepted_per_branch=per_branch)
 
 
 def _prefill(target: Transformer, draft: Draft | None, prompts: list[list[int]], branches: int, capacity: int,
