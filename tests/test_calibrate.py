@@ -235,13 +235,25 @@ def test_interrupted_calibration_resumes_without_losing_or_repeating(isolated_ho
     assert json.loads(done.stdout)["sweep"]["resumed"] == len(before)
 
 
-def test_sampling_cost_fit_recovers_its_law():
-    from lattts.calibrate.sampling import ROWS, fit_sampling
+def test_outside_pass_cost_fit_recovers_its_law():
+    from lattts.calibrate.sampling import RUNS, fit_overhead
 
     vocab = 49152
-    points = [(r, 2e-4 + 3e-9 * r * vocab) for r in ROWS]
-    call_s, per_logit = fit_sampling(points, vocab)
+    runs = []
+    for b, g in RUNS:
+        rounds = 23 if g == 0 else 15
+        calls = 1 + (rounds * (g + 2) if g else rounds)
+        rows = b * (1 + (rounds * (2 * g + 2) if g else rounds))
+        runs.append({"branches": b, "draft_len": g, "rounds": rounds, "outside_s": 2e-4 * calls + 3e-9 * rows * vocab})
+    call_s, per_logit = fit_overhead(runs, vocab)
     assert call_s == pytest.approx(2e-4, rel=1e-3) and per_logit == pytest.approx(3e-9, rel=1e-3)
+
+
+def test_engine_overhead_probe_runs():
+    from lattts.calibrate.sampling import RUNS, time_engine_overhead
+
+    runs = time_engine_overhead(1000)
+    assert len(runs) == len(RUNS) and all(r["outside_s"] > 0 and r["rounds"] > 0 for r in runs)
 
 
 def test_sampling_time_follows_the_engine_schedule():

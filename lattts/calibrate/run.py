@@ -29,7 +29,8 @@ from lattts.models.spec import ModelSpec
 from lattts.paths import data_dir, write_json_atomic
 from lattts.simulator.profile import DeviceProfile
 
-CPU_SHAPES = ("cpu-small", "cpu-medium", "cpu-wide")  # three widths and depths, 50-125M parameters
+# widths 512-1024, depths 8-30, vocabularies 32k-49k, 50-135M parameters (SmolLM2's shape is the deep one)
+CPU_SHAPES = ("cpu-small", "cpu-medium", "cpu-wide", "SmolLM2-135M-Instruct")
 GPU_SHAPES = ("Qwen2.5-0.5B-Instruct", "Qwen2.5-3B-Instruct", "s1.1-7B")
 REPEATS = {True: 4, False: 7}  # timed passes per point, quick or full
 
@@ -195,13 +196,14 @@ def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, 
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")
     machine = measure(target.device, dtype) if measure else None
     fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine))
-    if measure:  # the engine's sampling, outside forward passes
-        from lattts.calibrate.sampling import fit_sampling, time_sampling
+    if measure and engine == "lattts":  # the engine's work outside forward passes
+        from lattts.calibrate.sampling import fit_overhead, time_engine_overhead
 
-        points = time_sampling(shapes[0].vocab_size, target.device, engine=engine)
-        call_s, per_logit = fit_sampling(points, shapes[0].vocab_size)
+        vocab = max(s.vocab_size for s in shapes)
+        probe = time_engine_overhead(vocab, target.device)
+        call_s, per_logit = fit_overhead(probe, vocab)
         fitted = replace(fitted, sample_call_s=call_s, sample_s_per_logit=per_logit)
-        machine = {**machine, "sampling": {"rows_seconds": points, "vocab": shapes[0].vocab_size}}
+        machine = {**machine, "outside_passes": {"runs": probe, "vocab": vocab}}
     profile = build_profile(fitted, target, dtype, engine, kernels[0] if kernels else "not recorded (resumed)",
                             shapes, grid, measurements, errors, drift,
                             f"calibrated by lattts calibrate ({engine} engine, {dtype})", machine)

@@ -1,55 +1,52 @@
-"""What the engine spends outside forward passes: turning logits into tokens.
+"""What the engine spends outside forward passes: sampling, acceptance and its own bookkeeping.
 
-Timed on the device with the engine's own ``probabilities`` and ``sample`` (temperature 1, top-p
-1), over a few row counts at the model's vocabulary, and fitted as a fixed cost per call plus a
-cost per logit. The simulator charges it per sampling call of the engine's schedule.
+Measured on the engine itself: ``generate`` runs on a one-layer model with the vocabulary of the
+calibrated shapes, so its forward passes are cheap and the rest (probabilities, draws, the
+speculative acceptance rule, Python) is what the wall time holds beyond them. The time outside
+passes of each run is fitted as a cost per sampling call plus a cost per logit processed, with
+calls and rows counted as the simulator's schedule counts them (``simulator.generation.sampling_time``).
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 
-ROWS = (1, 4, 16, 64, 256)
+RUNS = ((1, 0), (8, 0), (32, 0), (1, 3), (4, 3), (8, 2))  # (branches, draft length)
+TOKENS = 24
 
 
-def time_sampling(vocab: int, device: str = "cpu", repeats: int = 9, engine: str = "lattts") -> list[tuple[int, float]]:
-    """(rows, median seconds) of one sampling call for each row count."""
-    import torch
+def time_engine_overhead(vocab: int, device: str = "cpu", seed: int = 0) -> list[dict]:
+    """One short budget-forced run per (B, gamma) of ``RUNS``: seconds outside passes, rounds."""
+    from lattts.engine.generate import Draft, generate
+    from lattts.engine.model import Transformer
+    from lattts.models.spec import ModelSpec
 
-    from lattts.engine.sampling import probabilities, sample
-    from lattts.engine.timing import clock_for
-
-    clock = clock_for(device)
+    spec = ModelSpec(name="overhead-probe", arch="llama", n_layers=2, d_model=32, n_heads=2, n_kv_heads=1,
+                     head_dim=16, d_ff=64, vocab_size=vocab, max_position=4096)
+    with __import__("torch").device(device):
+        model = Transformer(spec, device=device).init_random(seed).pack()
     out = []
-    for rows in ROWS:
-        logits = torch.randn(rows, vocab, device=device)
-        u = torch.rand(rows, device=device)
-
-        def call():
-            if engine == "transformers":  # its sampler: softmax and multinomial
-                torch.multinomial(torch.softmax(logits / 1.0, dim=-1), 1)
-            else:
-                sample(probabilities(logits, 1.0, 1.0), u)
-
-        call()
-        times = []
-        for _ in range(repeats):
-            start = clock.now()
-            call()
-            times.append(clock.now() - start)
-        out.append((rows, statistics.median(times)))
+    for warm in (True, False):
+        for branches, gamma in RUNS:
+            res = generate(model, list(range(1, 17)), branches, TOKENS, TOKENS, 1.0, 1.0, seed,
+                           Draft(model, 1) if gamma else None, gamma)
+            outside = res.latency_s - sum(p.time_s for p in res.passes) - res.fork_s
+            if not warm:
+                out.append({"branches": branches, "draft_len": gamma, "rounds": res.rounds, "outside_s": outside})
     return out
 
 
-def fit_sampling(points: list[tuple[int, float]], vocab: int) -> tuple[float, float]:
-    """(seconds per call, seconds per logit) by non-negative least squares on t = a + b * rows * vocab."""
+def fit_overhead(runs: list[dict], vocab: int) -> tuple[float, float]:
+    """(seconds per sampling call, seconds per logit) by non-negative least squares."""
     from scipy.optimize import nnls
 
-    logits = np.array([rows * vocab for rows, _ in points], float)
-    y = np.array([t for _, t in points])
-    x = np.column_stack([np.ones_like(logits), logits / logits.max()])  # columns of comparable size
+    calls, logits = [], []
+    for r in runs:
+        g, rounds, b = r["draft_len"], r["rounds"], r["branches"]
+        calls.append(1.0 + (rounds * (g + 2) if g else rounds))
+        logits.append(b * (1.0 + (rounds * (2 * g + 2) if g else rounds)) * vocab)
+    calls, logits = np.array(calls), np.array(logits)
+    y = np.array([r["outside_s"] for r in runs])
+    x = np.column_stack([calls / calls.max(), logits / logits.max()])  # columns of comparable size
     (a, b), _ = nnls(x, y)
-    return float(a), float(b / logits.max())
+    return float(a / calls.max()), float(b / logits.max())

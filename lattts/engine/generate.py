@@ -138,13 +138,15 @@ class _Runner:
 def generate(target: Transformer, prompt: list[int] | list[list[int]], branches: int = 1, max_tokens: int = 128, min_tokens: int = 0,
              temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, draft: Draft | None = None,
              draft_len: int = 0, stop_ids: tuple[int, ...] = (), continuation: list[int] | None = None,
-             decode=None, clock: Clock | None = None) -> GenerationResult:
+             decode=None, clock: Clock | None = None, probe=None, probe_every: int = 4) -> GenerationResult:
     """Generate up to ``max_tokens`` tokens on each of ``branches`` branches of ``prompt`` (token ids).
 
     ``prompt`` may also be a list of B prompts (one per branch, any lengths): each is prefilled on
     its own into its branch's row, so branches start from different contexts. ``stop_ids``:
     end-of-sequence (and end-of-thinking) ids, banned before ``min_tokens``. ``decode``: ids -> text
-    for the outputs. See the module docstring for the schedule.
+    for the outputs. See the module docstring for the schedule. ``probe``, if given, is called every
+    ``probe_every`` steps (or rounds) and its time is left out of ``latency_s``: validation uses it
+    to re-time a reference pass during a run, tracking the device's speed while the run goes on.
     """
     prompts = [list(p) for p in prompt] if prompt and isinstance(prompt[0], (list, tuple)) else [list(prompt)]
     if len(prompts) > 1 and len(prompts) != branches:
@@ -200,6 +202,10 @@ def generate(target: Transformer, prompt: list[int] | list[list[int]], branches:
         rounds = 0
         while active():
             rounds += 1
+            if probe is not None and rounds % probe_every == 0:
+                paused = clock.now()
+                probe()
+                t0 += clock.now() - paused  # the probe is not part of the run
             if draft is None:
                 last = torch.tensor([[o[-1]] for o in outs], device=device)
                 logits = run("target", "decode", target, last, cache, "last")

@@ -2,9 +2,11 @@
 track the device's speed, predict each run, and summarise the errors.
 
 Order matters on a machine whose speed drifts: configurations run in a shuffled order (so drift
-does not line up with configuration size), each run is bracketed by re-timings of the profile's
-anchor pass, and the mean of the two brackets scales that run's prediction to the device's
-speed at that moment. The drift of the whole session is reported beside the errors.
+does not line up with configuration size), and the profile's anchor pass is re-timed before,
+after and during each run (every few steps, paused out of the run's time: on this kind of VM the
+speed switches by up to ~1.5x within seconds). The mean of those factors scales that run's
+prediction to the device's speed while it ran. The drift of the whole session is reported
+beside the errors, with and without this correction.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from lattts.simulator.profile import DeviceProfile
 from lattts.simulator.speculative import AcceptanceModel
 from lattts.validate.live import Comparison, Config, compare
 
-QUICK_GRID = [Config(b, g, 64) for b in (1, 4) for g in (0, 2, 4)] + [Config(b, g, 128) for b in (1, 8) for g in (0, 3)] \
-    + [Config(16, 0, 64), Config(2, 2, 96)]
+PROBE_EVERY = 4  # steps (or speculative rounds) between anchor re-timings inside a run
+QUICK_GRID = [Config(b, 0, 64) for b in (1, 4, 16)] + [Config(b, g, 64) for b in (1, 4) for g in (2, 4)] + [
+    Config(1, 0, 128), Config(8, 0, 128), Config(8, 3, 64), Config(1, 3, 96), Config(2, 2, 96)]
 FULL_GRID = [Config(b, g, L) for b in (1, 2, 4, 8, 16) for g in (0, 2, 4) for L in (32, 128, 512)]
 
 
@@ -52,6 +55,10 @@ class Anchor:
         if self.runner is None:
             return 1.0
         return statistics.median(self.runner.time_pass(self.point, repeats, 0)) / self.reference_s
+
+    def probe(self, samples: list[float]):
+        """A callable for ``generate(probe=...)`` that appends one anchor factor per call to ``samples``."""
+        return None if self.runner is None else (lambda: samples.append(self.factor(repeats=1)))
 
 
 @dataclass
@@ -102,11 +109,14 @@ def run_grid(grid: list[Config], model, prompt: list[int], draft: Draft | None, 
     before = anchor.factor()
     session.anchors.append(before)
     for config in order:
+        during: list[float] = []
         result = generate(model, prompt, config.branches, config.max_tokens, config.max_tokens, 1.0, 1.0, seed,
-                          draft if config.draft_len else None, config.draft_len, stop_ids)
+                          draft if config.draft_len else None, config.draft_len, stop_ids,
+                          probe=anchor.probe(during), probe_every=PROBE_EVERY)
         after = anchor.factor()
-        session.anchors.append(after)
-        comparison = compare(config, result, target, draft_spec, profile, prior, (before + after) / 2)
+        session.anchors.extend(during + [after])
+        factor = float(np.mean([before, after] + during)) if during else (before + after) / 2
+        comparison = compare(config, result, target, draft_spec, profile, prior, factor)
         session.comparisons.append(comparison)
         before = after
         if on_run:
