@@ -170,6 +170,8 @@ def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, 
               out: Path | None = None, on_point=None, on_start=None,
               measure: Callable[[str, str], dict] | None = measure_machine) -> Calibration:
     grid = cpu_grid(quick) if target.device == "cpu" else gpu_grid(quick)
+    if engine == "transformers":  # it runs plain decoding only: decode steps and prefills
+        grid = [p for p in grid if p.query == 1 or p.context == 0]
     repeats = REPEATS[quick]
     key = run_key(target, engine, dtype, shapes, grid, repeats)
     folder = data_dir() / "calibrations" / target.key / f"{engine}-{dtype}-{key}"
@@ -196,12 +198,20 @@ def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, 
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")
     machine = measure(target.device, dtype) if measure else None
     fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine))
-    if measure and engine == "lattts":  # the engine's work outside forward passes
-        from lattts.calibrate.sampling import fit_overhead, time_engine_overhead
+    if measure:  # the engine's work outside forward passes
+        from lattts.calibrate.sampling import fit_overhead, time_engine_overhead, time_transformers_overhead
 
         vocab = max(s.vocab_size for s in shapes)
-        probe = time_engine_overhead(vocab, target.device)
-        call_s, per_logit = fit_overhead(probe, vocab)
+        if engine == "lattts":
+            probe = time_engine_overhead(vocab, target.device)
+            call_s, per_logit = fit_overhead(probe, vocab)
+        else:  # per logit from its sampling step alone; per call from what one branch leaves outside passes
+            from lattts.calibrate.sampling import transformers_sampling_per_logit
+
+            per_logit = transformers_sampling_per_logit(vocab, target.device)
+            probe = time_transformers_overhead(vocab, fitted, target.device)
+            calls = probe[0]["rounds"] + 1
+            call_s = max(probe[0]["outside_s"] / calls - vocab * per_logit, 0.0)
         fitted = replace(fitted, sample_call_s=call_s, sample_s_per_logit=per_logit)
         machine = {**machine, "outside_passes": {"runs": probe, "vocab": vocab}}
     profile = build_profile(fitted, target, dtype, engine, kernels[0] if kernels else "not recorded (resumed)",

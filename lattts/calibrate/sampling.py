@@ -50,3 +50,57 @@ def fit_overhead(runs: list[dict], vocab: int) -> tuple[float, float]:
     x = np.column_stack([calls / calls.max(), logits / logits.max()])  # columns of comparable size
     (a, b), _ = nnls(x, y)
     return float(a / calls.max()), float(b / logits.max())
+
+
+def time_transformers_overhead(vocab: int, profile, device: str = "cpu", seed: int = 0) -> list[dict]:
+    """transformers' ``generate`` on a two-layer model of this vocabulary: its wall time minus the
+    fitted profile's prediction of its forward passes is what generate spends around them
+    (logits processors, sampling, stopping checks, cache bookkeeping); one call per step."""
+    import time
+
+    import torch
+
+    from lattts.calibrate.transformers_runner import hf_model
+    from lattts.models.spec import ModelSpec
+    from lattts.simulator.roofline import pass_time
+
+    spec = ModelSpec(name="overhead-probe", arch="llama", n_layers=2, d_model=32, n_heads=2, n_kv_heads=1,
+                     head_dim=16, d_ff=64, vocab_size=vocab, max_position=4096)
+    model = hf_model(spec, device, seed=seed)
+    prompt = torch.arange(1, 17, device=device)[None]
+    out = []
+    for warm in (True, False):
+        for branches in (1,):
+            with torch.inference_mode():
+                start = time.perf_counter()
+                model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
+                               num_return_sequences=branches, min_new_tokens=TOKENS, max_new_tokens=TOKENS,
+                               pad_token_id=0)
+                wall = time.perf_counter() - start
+            passes = float(pass_time(spec, profile, branches, 16, 0, 1)) + sum(
+                float(pass_time(spec, profile, branches, 1, 16 + i, 1)) for i in range(TOKENS - 1))
+            if not warm:
+                out.append({"branches": branches, "draft_len": 0, "rounds": TOKENS - 1,
+                            "outside_s": max(wall - passes, 0.0)})
+    return out
+
+
+def transformers_sampling_per_logit(vocab: int, device: str = "cpu", repeats: int = 7) -> float:
+    """Seconds per logit of transformers' sampling step (softmax and a multinomial draw), from
+    timing it alone on (rows, vocab) logits; the slope over rows 1..64."""
+    import statistics
+    import time
+
+    import torch
+
+    rows, times = (1, 16, 64), []
+    for r in rows:
+        logits = torch.randn(r, vocab, device=device)
+        torch.multinomial(torch.softmax(logits, -1), 1)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.multinomial(torch.softmax(logits, -1), 1)
+            samples.append(time.perf_counter() - start)
+        times.append(statistics.median(samples))
+    return max((times[-1] - times[0]) / ((rows[-1] - rows[0]) * vocab), 0.0)
