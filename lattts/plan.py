@@ -6,7 +6,7 @@ drafts, acceptance, curves and devices the same way and reports the same sources
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from lattts.errors import UserError
@@ -149,10 +149,6 @@ def build_plan(model: str, draft: str | None, acceptance: str | float | None, cu
     )
     return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason,
                 acceptance_source=accept.source if accept else None)
-
-
-def with_profile(plan: Plan, profile: DeviceProfile, reason: str) -> Plan:
-    return replace(plan, problem=replace(plan.problem, profile=profile), device_reason=reason)
 
 
 def prediction_json(plan: Plan, prediction: Prediction) -> dict:

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from conftest import FakeNvml, nvml_error
 from lattts.calibrate import run
-from lattts.calibrate.fit import PARAMETERS, ShapeData, fit_profile, relative_errors
+from lattts.calibrate.fit import ShapeData, fit_profile, relative_errors
 from lattts.calibrate.grid import Point, cpu_grid
-from lattts.calibrate.measurements import Measurement, append, read
+from lattts.calibrate.measurements import Measurement, read
 from lattts.calibrate.sweep import OutOfMemory, run_sweep
 from lattts.cli import app
 from lattts.errors import UserError

@@ -1,9 +1,7 @@
 """The live engine: equivalence with transformers, speculative decoding exactness, caches,
 per-branch randomness and budget forcing, on tiny random models."""
 
-import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,7 +9,7 @@ from engine_helpers import tiny_model, tiny_spec
 from lattts.engine.cache import KVCache
 from lattts.engine.generate import Draft, generate
 from lattts.engine.model import Transformer
-from lattts.engine.sampling import accept_drafts, probabilities
+from lattts.engine.sampling import accept_drafts
 from lattts.engine.weights import load_state_dict
 from lattts.errors import UserError
 

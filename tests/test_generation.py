@@ -1,6 +1,5 @@
 """Closed-form latency sums equal explicit pass-by-pass sums of the same schedule."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -2,7 +2,6 @@
 this CPU's speed drifts), the decision check on constructed cases, the JSON contract, bad input."""
 
 import json
-from dataclasses import replace
 
 import pytest
 from typer.testing import CliRunner

@@ -32,11 +32,10 @@ def measure_machine(device: str = "cpu", dtype: str = "fp32", repeats: int = 5) 
         return statistics.median(times)
 
     n = 64 * 1024 * 1024
-    a = torch.ones(n, device=device)
-    b = torch.ones(n, device=device)
-    read = 2 * n * 4 / timed(lambda: torch.dot(a, b))
-    copy = n * 4 / timed(lambda: b.copy_(a))
-    del a, b
+    x, y = torch.ones(n, device=device), torch.ones(n, device=device)
+    read = 2 * n * 4 / timed(lambda: torch.dot(x, y))
+    copy = n * 4 / timed(lambda: y.copy_(x))
+    x = y = None  # free 512 MB before the matmul
     m = torch.randn(2048, 2048, device=device, dtype=TORCH_DTYPES.get(dtype, torch.float32))
     matmul = 2 * 2048 ** 3 / timed(lambda: m @ m)
     return {"read_bytes_per_s": read, "copy_bytes_per_s": copy, "matmul_flops_per_s": matmul,

@@ -35,7 +35,7 @@ def calibrate(
     from lattts.models.registry import resolve_model
     from lattts.models.spec import canonical_dtype
 
-    if gpu is not None and device not in (None, "cpu") or (gpu is not None and device == "cpu"):
+    if gpu is not None and device is not None:
         raise UserError("give either --gpu N or --device cpu, not both")
     if device not in (None, "cpu"):
         raise UserError(f"--device {device!r}: use --device cpu, or --gpu N for a CUDA GPU")

@@ -43,9 +43,9 @@ def validate(
     from lattts.engine.load import load, load_draft
     from lattts.errors import UserError
     from lattts.simulator.generation import memory_required_bytes
-    from lattts.validate.session import FULL_GRID, QUICK_GRID, Anchor, pilot_acceptance, run_grid
+    from lattts.validate.session import Anchor, pilot_acceptance, run_grid
 
-    if gpu is not None and device not in (None,):
+    if gpu is not None and device is not None:
         raise UserError("give either --gpu N or --device cpu, not both")
     if device not in (None, "cpu"):
         raise UserError(f"--device {device!r}: use --device cpu, or --gpu N")

@@ -158,7 +158,6 @@ class Transformer(nn.Module):
         B, q = tokens.shape
         n_layers = n_layers or spec.n_layers
         start = cache.lengths  # (B,) tokens already cached per sequence
-        uniform = cache.uniform
         pos = start[:, None] + torch.arange(q, device=tokens.device)  # (B, q) absolute positions
         angles = pos[..., None].float() * self.inv_freq  # (B, q, h/2)
         cos = torch.cat((angles.cos(), angles.cos()), -1)[:, None].to(self.dtype)  # (B, 1, q, h)

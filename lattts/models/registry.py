@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -145,6 +145,3 @@ def published_acceptance(target: ModelSpec, draft: ModelSpec) -> DraftPair | Non
             return pair
     return None
 
-
-def with_name(spec: ModelSpec, name: str) -> ModelSpec:
-    return replace(spec, name=name)

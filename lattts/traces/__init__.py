@@ -8,6 +8,8 @@
 - ``truncate``: budgets below the generated length, by cutting samples at L tokens.
 - ``curve``: accuracy(B, L) with bootstrap intervals, and ``MeasuredCurve`` for ``lattts predict``.
 - ``acceptance``: measured speculative-decoding acceptance as an ``AcceptanceModel``.
+- ``measure``, ``benchmark``, ``answers``, ``journal``: ``lattts measure``: benchmark rows in, the live
+  engine under budget forcing, ``\boxed{}`` extraction and math-verify grading, a resumable output file.
 
-Nothing here imports torch.
+Nothing here imports torch at import time (``measure`` loads the engine when it runs).
 """
