@@ -210,3 +210,24 @@ def validation_figure(out: dict):
     fig.update_yaxes(title_text="seconds", row=1, col=2)
     fig.update_layout(title=f"lattts validate: {out['model']}", template="plotly_white", barmode="group")
     return fig
+
+
+def panels_figure(panels: list[dict], title: str):
+    """Side-by-side line charts. Each panel: {'title', 'x_title', 'y_title', 'x_log' (bool), 'y_percent'
+    (bool), 'series': [{'name', 'x', 'y', 'text' (optional)}]}. The notebooks' scaling and
+    concurrency figures (the paper's Figures 1, 2, 5, 6) are drawn with it."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p["title"] for p in panels])
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    for col, panel in enumerate(panels, start=1):
+        for k, s in enumerate(panel["series"]):
+            fig.add_trace(go.Scatter(x=s["x"], y=s["y"], mode="lines+markers", name=s["name"], text=s.get("text"),
+                                     legendgroup=s["name"], showlegend=col == 1,
+                                     line=dict(color=palette[k % len(palette)])), row=1, col=col)
+        fig.update_xaxes(title_text=panel["x_title"], type="log" if panel.get("x_log") else None, row=1, col=col)
+        fig.update_yaxes(title_text=panel["y_title"], tickformat=".0%" if panel.get("y_percent") else None,
+                         row=1, col=col)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig
