@@ -10,33 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
 
+from lattts.calibrate.machine import measure_machine
 from lattts.engine.model import Transformer
+from lattts.engine.timing import median_seconds
 from lattts.models.registry import resolve_model
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def read_bandwidth_bytes_per_s(repeats: int = 10) -> dict:
-    """Streaming read (dot product of two 200 MB vectors) and copy (400 MB), the machine's memory figures."""
-    a, b = torch.randn(50_000_000), torch.randn(50_000_000)
-    read = 2 * a.numel() * 4 / median_time(lambda: torch.dot(a, b), repeats)
-    dst = torch.empty_like(a)
-    copy = a.numel() * 4 / median_time(lambda: dst.copy_(a), repeats)
-    return {"read_bytes_per_s": read, "copy_bytes_per_s (bytes moved once)": copy}
 
 
 def ours_step(model: Transformer, batch: int, context: int, repeats: int) -> float:
@@ -48,7 +28,7 @@ def ours_step(model: Transformer, batch: int, context: int, repeats: int) -> flo
         model(x, cache, "last")
 
     with torch.inference_mode():
-        return median_time(step, repeats)
+        return median_seconds(step, repeats)
 
 
 def hf_step(spec, batch: int, context: int, repeats: int) -> float:
@@ -65,7 +45,7 @@ def hf_step(spec, batch: int, context: int, repeats: int) -> float:
             model(x, past_key_values=cache, use_cache=True)
             cache.crop(-1)  # drop the token just added: the context stays fixed across repeats
 
-        return median_time(step, repeats)
+        return median_seconds(step, repeats)
 
 
 def main() -> None:
@@ -74,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 5 if args.quick else 15
     torch.manual_seed(0)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "memory": read_bandwidth_bytes_per_s()}
-    read_bw = out["memory"]["read_bytes_per_s"]
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": measure_machine(repeats=repeats)}
+    read_bw = out["machine"]["read_bytes_per_s"]
     for name in ("cpu-medium", "SmolLM2-135M-Instruct"):
         spec = resolve_model(name)
         model = Transformer(spec).init_random(0).pack()

@@ -18,8 +18,8 @@ import numpy as np
 
 from lattts.traces import majority
 from lattts.traces.curve import curve_points, estimate
-from lattts.traces.groups import AnswerSets, group_answers
 from lattts.traces.format import TraceRow, Traces
+from lattts.traces.groups import AnswerSets, group_answers
 from lattts.traces.majority import AnswerCounts, majority_matrix
 
 PROBLEMS, SAMPLES, BUDGETS = 500, 64, 8

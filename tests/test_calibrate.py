@@ -22,6 +22,7 @@ from lattts.calibrate.grid import Point, cpu_grid
 from lattts.calibrate.measurements import Measurement, read
 from lattts.calibrate.sweep import OutOfMemory, run_sweep
 from lattts.cli import app
+from lattts.engine.timing import median_seconds
 from lattts.errors import UserError
 from lattts.models.registry import resolve_model
 from lattts.simulator.roofline import pass_time
@@ -86,6 +87,22 @@ def test_errors_are_reported_honestly():
     wrong = [replace(data[0], spec=SHAPES[2]), replace(data[2], spec=SHAPES[0]), data[1]]
     _, bad = run.evaluate(wrong, run.placeholder_profile(target(), "fp32"))
     assert bad["cross_model"]["median"] > 0.15
+
+
+def test_median_seconds_reads_the_clock_around_each_timed_call_not_the_warmup():
+    class StepClock:  # each call of fn takes the next duration; the clock advances by it
+        def __init__(self):
+            self.t = 0.0
+
+        def now(self):
+            return self.t
+
+    clock, durations = StepClock(), iter([100.0, 3.0, 1.0, 2.0])
+
+    def fn():
+        clock.t += next(durations)
+
+    assert median_seconds(fn, 3, clock) == 2.0  # the 100 s warm-up is not counted
 
 
 def test_sweep_records_out_of_memory_and_goes_on(tmp_path):

@@ -4,9 +4,6 @@ not physical) and sit beside the fitted parameters in every report."""
 
 from __future__ import annotations
 
-import statistics
-import time
-
 BANDWIDTH_SLACK = 1.25  # fitted bandwidths may exceed the measured stream by this much (measurement error)
 FLOPS_SLACK = 2.0  # the additive CPU model's marginal FLOP rate may exceed a standalone big GEMM's
 
@@ -17,19 +14,12 @@ def measure_machine(device: str = "cpu", dtype: str = "fp32", repeats: int = 5) 
     import torch
 
     from lattts.engine.load import TORCH_DTYPES
+    from lattts.engine.timing import clock_for, median_seconds
 
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    clock = clock_for(device)
 
     def timed(fn) -> float:
-        fn()
-        sync()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return median_seconds(fn, repeats, clock)
 
     n = 64 * 1024 * 1024
     x, y = torch.ones(n, device=device), torch.ones(n, device=device)

@@ -88,19 +88,13 @@ def time_transformers_overhead(vocab: int, profile, device: str = "cpu", seed: i
 def transformers_sampling_per_logit(vocab: int, device: str = "cpu", repeats: int = 7) -> float:
     """Seconds per logit of transformers' sampling step (softmax and a multinomial draw), from
     timing it alone on (rows, vocab) logits; the slope over rows 1..64."""
-    import statistics
-    import time
-
     import torch
 
+    from lattts.engine.timing import clock_for, median_seconds
+
+    clock = clock_for(device)
     rows, times = (1, 16, 64), []
     for r in rows:
         logits = torch.randn(r, vocab, device=device)
-        torch.multinomial(torch.softmax(logits, -1), 1)
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.multinomial(torch.softmax(logits, -1), 1)
-            samples.append(time.perf_counter() - start)
-        times.append(statistics.median(samples))
+        times.append(median_seconds(lambda x=logits: torch.multinomial(torch.softmax(x, -1), 1), repeats, clock))
     return max((times[-1] - times[0]) / ((rows[-1] - rows[0]) * vocab), 0.0)

@@ -6,7 +6,9 @@ first, so a time covers the kernels and not just their launch. Tests substitute 
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -37,3 +39,16 @@ class CudaClock:
 def clock_for(device: torch.device | str) -> Clock:
     device = torch.device(device)
     return CudaClock(device) if device.type == "cuda" else HostClock()
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, clock: Clock | None = None) -> float:
+    """Median time of ``fn`` over ``repeats`` calls after one warm-up, read on ``clock`` (the host's
+    by default; a ``CudaClock`` counts the kernels a call queued)."""
+    clock = clock or HostClock()
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = clock.now()
+        fn()
+        times.append(clock.now() - start)
+    return statistics.median(times)
