@@ -139,6 +139,23 @@ def test_paired_anchor_divides_drift_out(tmp_path):
     assert fixed_ratio.std() / fixed_ratio.mean() < 0.03  # one consistent speed after pairing
 
 
+def test_noisy_points_get_more_pairs_quiet_ones_do_not(tmp_path):
+    class NoisyAtBatch4(SyntheticRunner):  # 2% noise everywhere, 40% at batch 4
+        def time_pass(self, point, repeats, warmup):
+            times = super().time_pass(point, repeats, warmup)
+            if point.batch == 4:
+                times = [t * float(np.exp(self.rng.normal(0, 0.4))) for t in times]
+            return times
+
+    path = tmp_path / "m.csv"
+    run_sweep([SHAPES[0]], cpu_grid(quick=True), path, lambda s: NoisyAtBatch4(s), repeats=4)
+    rows = [m for m in read(path) if m.status == "ok"]
+    noisy = [m.repeats for m in rows if m.batch == 4]
+    quiet = [m.repeats for m in rows if m.batch != 4]
+    assert noisy and set(quiet) == {4}
+    assert min(noisy) > 4 and max(noisy) <= 12
+
+
 def test_calibrate_pipeline_saves_a_profile_predict_finds(isolated_home):
     from lattts.hardware.choose import Detection, choose_profile
     from lattts.hardware.cpu import detect_cpu

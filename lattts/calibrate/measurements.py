@@ -1,7 +1,7 @@
 """The measurements file: one CSV row per timed point, appended as it is taken.
 
 Columns: shape, batch, query_len, context_len, logits, latency_s (median), spread (interquartile
-range / median), repeats, status ('ok', or 'oom' for a point the device could not hold), unix
+range / median of the point/anchor ratios when paired, else of the times), repeats, status ('ok', or 'oom' for a point the device could not hold), unix
 time, anchor_s (median time of the anchor pass timed alternately with this point's passes) and
 relative (median of point time / anchor time over those pairs).
 Every row is one write of a whole line followed by fsync, so an interrupted run leaves at most a

@@ -105,6 +105,8 @@ def _dominated(point: Point, limits: Iterable[Point]) -> bool:
 
 
 ANCHOR_POINT = Point(1, 1, 64)  # a decode step of the first shape, timed alternately with every point
+QUIET_SPREAD = 0.10  # interquartile range / median of a point's (anchor-relative) times that needs no more pairs
+MAX_ROUNDS = 3  # at most this many rounds of ``repeats`` pairs per point
 
 
 def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runner: Callable[[ModelSpec], PassRunner],
@@ -142,12 +144,17 @@ def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runne
             try:
                 runner.time_pass(point, 0, warmup)
                 times, refs = [], []
-                for _ in range(repeats):
-                    if anchor is not None:
-                        refs.append(anchor.time_pass(ANCHOR_POINT, 1, 0)[0])
-                    times.append(runner.time_pass(point, 1, 0)[0])
-                med, spread = summarise(times)
-                rel = statistics.median(t / r for t, r in zip(times, refs)) if refs else None
+                for _ in range(MAX_ROUNDS):  # a noisy point gets more pairs, a quiet one only ``repeats``
+                    for _ in range(repeats):
+                        if anchor is not None:
+                            refs.append(anchor.time_pass(ANCHOR_POINT, 1, 0)[0])
+                        times.append(runner.time_pass(point, 1, 0)[0])
+                    ratios = [t / r for t, r in zip(times, refs)]
+                    _, spread = summarise(ratios or times)
+                    if spread <= QUIET_SPREAD:
+                        break
+                med = statistics.median(times)
+                rel = statistics.median(ratios) if refs else None
                 append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logits, med,
                                          spread, len(times), "ok", time.time(),
                                          statistics.median(refs) if refs else None, rel))
