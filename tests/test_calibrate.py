@@ -19,6 +19,7 @@ from conftest import FakeNvml, nvml_error
 from lattts.calibrate import run
 from lattts.calibrate.fit import ShapeData, fit_profile, relative_errors
 from lattts.calibrate.grid import Point, cpu_grid
+from lattts.calibrate.machine import fit_limits
 from lattts.calibrate.measurements import Measurement, read
 from lattts.calibrate.sweep import OutOfMemory, run_sweep
 from lattts.cli import app
@@ -77,6 +78,14 @@ def test_fit_recovers_known_parameters():
         assert getattr(fitted, name) == pytest.approx(TRUE[name], rel=0.15), name
     assert fitted.knee_sharpness < 1.3
     assert np.median(relative_errors(fitted, synthetic_data(noise=0.0, seed=1))) < 0.02
+
+
+def test_no_fitted_bandwidth_exceeds_the_measured_stream():
+    # timings of a device whose weights stream at 15 GB/s, fitted under a machine that streams only 10
+    machine = {"read_bytes_per_s": 10e9, "matmul_flops_per_s": 1e12}
+    fitted = fit_profile(synthetic_data(), run.placeholder_profile(target(), "fp32"), fit_limits(machine))
+    for name in ("weight_bw_bytes_per_s", "gemv_bw_bytes_per_s", "act_bw_bytes_per_s", "kv_bw_bytes_per_s"):
+        assert getattr(fitted, name) <= 10e9 * (1 + 1e-9), name
 
 
 def test_errors_are_reported_honestly():
