@@ -162,7 +162,7 @@ def test_noisy_points_get_more_pairs_quiet_ones_do_not(tmp_path):
     noisy = [m.repeats for m in rows if m.batch == 4]
     quiet = [m.repeats for m in rows if m.batch != 4]
     assert noisy and set(quiet) == {4}
-    assert min(noisy) > 4 and max(noisy) <= 12
+    assert min(noisy) > 4 and max(noisy) <= 8
 
 
 def test_calibrate_pipeline_saves_a_profile_predict_finds(isolated_home):

@@ -105,8 +105,8 @@ def _dominated(point: Point, limits: Iterable[Point]) -> bool:
 
 
 ANCHOR_POINT = Point(1, 1, 64)  # a decode step of the first shape, timed alternately with every point
-QUIET_SPREAD = 0.10  # interquartile range / median of a point's (anchor-relative) times that needs no more pairs
-MAX_ROUNDS = 3  # at most this many rounds of ``repeats`` pairs per point
+QUIET_SPREAD = 0.15  # interquartile range / median of a point's (anchor-relative) times that needs no more pairs
+MAX_ROUNDS = 2  # at most this many rounds of ``repeats`` pairs per point (calibration time at most doubles)
 
 
 def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runner: Callable[[ModelSpec], PassRunner],
