@@ -107,6 +107,9 @@ def test_draft_compatibility():
         resolve_draft("Llama-3.1-8B-Instruct", target)
     with pytest.raises(UserError, match="self:N"):
         resolve_draft("self:x", target)
+    for n in (0, target.n_layers):  # the same limits as the engine's self-draft: 1..n_layers-1
+        with pytest.raises(UserError, match=f"1..{target.n_layers - 1}"):
+            resolve_draft(f"self:{n}", target)
     # EAGLE-3 heads map a reduced draft vocabulary onto their target's
     llama = resolve_model("Llama-3.1-8B-Instruct")
     assert resolve_draft("eagle3", llama).out_vocab == 32000

@@ -74,6 +74,20 @@ def test_decision_check_on_constructed_cases():
     assert measured_best([better_late], 10.0) is None
 
 
+def test_with_perfect_predictions_the_check_confirms_predicts_choice():
+    from lattts.plan import build_plan
+    from lattts.simulator.search import evaluate_grid
+    from lattts.validate.decision import check
+
+    problem = build_plan("s1.1-32B", "s1.1-7B", None, "s1.1-32b-math500-paper", "h100-sxm", None, "auto", 128, None,
+                         64, 6).problem  # two devices (tensor-parallel), which the check must price the same way
+    grid = evaluate_grid(problem)
+    seconds = {(p.branches, p.draft_len, p.max_tokens): p.latency_s for p in map(grid.point, range(len(grid)))}
+    report = check(problem, 60.0, lambda c: seconds[(c.branches, c.draft_len, c.max_tokens)])
+    assert len(report.candidates) >= 4 and report.chosen_is_best
+    assert all(c.predicted_s == c.measured_s for c in report.candidates)
+
+
 def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):
     data = json.loads(tiny_profile.read_text())
     data["device_key"] = "gpu-nvidia-h100-80gb-hbm3"
@@ -90,6 +104,8 @@ def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):
     (["--grid", "B=1;g=0;L=16", "--budget", "1ms"], "no configuration meets"),
     (["--grid", "B=1;L=16"], "--grid"),
     (["--grid", "B=0;g=0;L=16"], "at least 1"),
+    (["--grid", "B=1;g=2;L=16", "--acceptance", "1.5"], "[0, 1)"),
+    (["--grid", "B=1;g=0;L=16", "--length-scale", "0"], "--length-scale"),
 ])
 def test_validate_bad_input(tiny_profile, args, text):
     res = runner.invoke(app, ["validate", "--device", "cpu", "--model", TINY, "--draft", "self:2", "--profile",

@@ -28,7 +28,7 @@ def validate(
     profile: Optional[Path] = typer.Option(None, "--profile", help="Profile to predict with; default: this device's saved calibration (made now if missing or stale)."),
     grid: Optional[str] = typer.Option(None, "--grid", help="Configurations: 'quick', 'full', or B=1,2;g=0,2;L=32,128 (a product)."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Also check the decision: run what predict chooses for this budget and its neighbours."),
-    acceptance: Optional[float] = typer.Option(None, "--acceptance", help="A-priori acceptance alpha; default: the paper's rate for the pair, else a pilot run."),
+    acceptance: Optional[str] = typer.Option(None, "--acceptance", help="A-priori acceptance: alpha in [0, 1) or a measured acceptance file; default: the paper's rate for the pair, else a pilot run."),
     quick: bool = typer.Option(False, "--quick", help="12 configurations with short lengths (a few minutes on a small CPU)."),
     transformers_engine: Optional[bool] = typer.Option(None, "--transformers/--no-transformers", help="Also time transformers' generate for gamma=0 (default: on, off with --quick)."),
     prompt: str = typer.Option(DEFAULT_PROMPT, "--prompt", help="Prompt of every run (chat template applied)."),
@@ -52,6 +52,12 @@ def validate(
     dev = f"cuda:{gpu}" if gpu is not None else "cpu"
     _check_device(dev)
     configs = parse_grid(grid or ("quick" if quick else "full"))
+    if length_scale <= 0:
+        raise UserError(f"--length-scale {length_scale}: must be positive (lengths of the paper's curve are divided by it)")
+    if budget:
+        from lattts.units import parse_duration_s
+
+        parse_duration_s(budget)  # a budget that does not parse fails before any model is loaded
     dtype = "fp32" if dev == "cpu" else "bf16"
     loaded = load(model, dev, dtype)
     tok = loaded.tokenizer
@@ -71,21 +77,15 @@ def validate(
     stop = tuple(tok.eos_ids)
     prior = None
     if drafter:
-        if acceptance is not None:
-            from lattts.simulator.speculative import AcceptanceModel
+        from lattts.models.registry import published_acceptance
+        from lattts.plan import resolve_acceptance
 
-            prior = AcceptanceModel.iid(acceptance, "--acceptance (given by the user)")
+        pair = None if acceptance is not None or drafter.layers else published_acceptance(target, draft_spec)
+        if acceptance is not None or pair:  # the user's alpha or file, else the paper's rate for the pair
+            prior = resolve_acceptance(target, draft_spec, acceptance)
         else:
-            from lattts.models.registry import published_acceptance
-
-            pair = published_acceptance(target, draft_spec) if not drafter.layers else None
-            if pair:
-                from lattts.simulator.speculative import AcceptanceModel
-
-                prior = AcceptanceModel.iid(pair.acceptance_rate, pair.source)
-            else:
-                prior = pilot_acceptance(loaded.model, tok.encode(tok.chat("Write a short story about a lighthouse.")),
-                                         drafter, stop)
+            prior = pilot_acceptance(loaded.model, tok.encode(tok.chat("Write a short story about a lighthouse.")),
+                                     drafter, stop)
     anchor = Anchor(prof, dev)
     session = _run_with_progress(configs, loaded.model, ids, drafter, target, draft_spec, prof, prior, anchor, stop,
                                  seed, json_out, run_grid)
@@ -93,7 +93,8 @@ def validate(
            "profile": {"name": prof.name, "source": prof.source, "reason": why},
            "acceptance_prior": prior.source if prior else None, "prompt_tokens": len(ids),
            "runs": [c.to_json() for c in session.comparisons], "summary": session.summary()}
-    if transformers_engine if transformers_engine is not None else not quick:
+    wants_transformers = transformers_engine if transformers_engine is not None else not quick
+    if wants_transformers and any(c.draft_len == 0 for c in configs):  # it runs plain decoding only
         out["transformers"] = _independent(loaded, model, configs, ids, dev, dtype, seed, json_out)
     if budget:
         out["decision"] = _decision(budget, length_scale, target, draft_spec, prof, prior, ids, loaded, drafter, stop,
@@ -156,16 +157,8 @@ def resolve_profile(path: Optional[Path], device: str, dtype: str, engine: str, 
             return prof, f"saved calibration {saved} ({age_h:.1f} h old)"
     if not quiet:
         err_console.print(f"calibrating this device first ({engine} engine, quick): no fresh profile at {saved}")
-    runner = None
-    if engine == "transformers":
-        from lattts.calibrate.transformers_runner import TransformersRunner
-
-        runner = lambda spec: TransformersRunner(spec, device, dtype)  # noqa: E731
-    else:
-        from lattts.calibrate.sweep import TorchRunner
-
-        runner = lambda spec: TorchRunner(spec, device, dtype)  # noqa: E731
-    result = run.calibrate(target, run.default_shapes(target, dtype), dtype, True, True, runner, engine)
+    result = run.calibrate(target, run.default_shapes(target, dtype), dtype, True, True,
+                           run.runner_factory(engine, device, dtype), engine)
     return result.profile, f"calibrated now (quick): {result.profile_file}"
 
 
@@ -185,19 +178,12 @@ def _run_with_progress(configs, model, ids, drafter, target, draft_spec, prof, p
 
 def _independent(loaded, model_name, configs, ids, dev, dtype, seed, quiet) -> dict:
     """transformers' generate on the same model, predicted with a profile calibrated on transformers."""
-    import numpy as np
-
     from lattts.calibrate.transformers_runner import hf_model
     from lattts.validate.independent import predict_generate, time_generate
-    from lattts.validate.session import Anchor
+    from lattts.validate.session import Anchor, error_stats
 
     prof, why = resolve_profile(None, dev, dtype, "transformers", quiet)
-    weights = None
-    if loaded.real_text and "GGUF" in loaded.weights:
-        from lattts.engine.fetch import smollm2_gguf
-        from lattts.engine.load import _converted_gguf
-
-        weights = str(_converted_gguf(smollm2_gguf(), loaded.model.spec.name))
+    weights = str(loaded.hf_folder) if loaded.hf_folder else None  # random weights stay random (seeded)
     hf = hf_model(loaded.model.spec, dev, dtype, weights=weights, seed=seed)
     anchor = Anchor(prof, dev)
     pad = loaded.tokenizer.eos_ids[0] if loaded.tokenizer.eos_ids else 0
@@ -209,11 +195,8 @@ def _independent(loaded, model_name, configs, ids, dev, dtype, seed, quiet) -> d
         predicted = predict_generate(loaded.model.spec, prof, config, len(ids)) * factor
         runs.append({"branches": config.branches, "max_tokens": config.max_tokens, "predicted_s": predicted,
                      "measured_s": measured, "error": predicted / measured - 1.0, "drift_factor": factor})
-    errors = np.array([r["error"] for r in runs])
     return {"profile": {"name": prof.name, "source": prof.source, "reason": why}, "runs": runs,
-            "summary": {"median_abs_error": float(np.median(np.abs(errors))) if len(runs) else None,
-                        "p90_abs_error": float(np.quantile(np.abs(errors), 0.9)) if len(runs) else None,
-                        "bias": float(np.median(errors)) if len(runs) else None, "runs": len(runs)}}
+            "summary": error_stats([r["error"] for r in runs])}
 
 
 def _decision(budget, length_scale, target, draft_spec, prof, prior, ids, loaded, drafter, stop, seed, shares):

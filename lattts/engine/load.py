@@ -18,7 +18,7 @@ import torch
 from lattts.engine.model import Transformer
 from lattts.engine.tokenizer import Tokenizer, from_gguf, from_tokenizer_json
 from lattts.errors import UserError
-from lattts.models.registry import find_entry, resolve_model
+from lattts.models.registry import check_draft_compatible, find_entry, resolve_model, self_draft_layers
 from lattts.models.spec import ModelSpec
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -30,6 +30,7 @@ class Loaded:
     tokenizer: Tokenizer
     weights: str  # where the weights came from
     real_text: bool  # False for random weights: the text is meaningless
+    hf_folder: Path | None = None  # the same weights as a Hugging Face folder (for transformers), if real
 
 
 class ByteTokenizer(Tokenizer):
@@ -140,14 +141,15 @@ def load(model: str, device: str = "cpu", dtype: str = "fp32", seed: int = 0, ra
         folder = _converted_gguf(path, entry.name if entry else path.stem)
         spec = ModelSpec.from_file(folder / "config.json", name=entry.name if entry else path.stem)
         net = load_safetensors_folder(Transformer(spec, torch_dtype, "cpu"), folder)
-        return Loaded(net.to(device).pack(), from_tokenizer_json(folder), f"GGUF {path} (dequantised to {dtype})", True)
+        return Loaded(net.to(device).pack(), from_tokenizer_json(folder), f"GGUF {path} (dequantised to {dtype})", True,
+                      folder)
     if entry is None and path.is_dir() and list(path.glob("*.safetensors")):
         from lattts.engine.weights import load_safetensors_folder
 
         spec = ModelSpec.from_file(path)
         net = Transformer(spec, torch_dtype, "cpu")
         load_safetensors_folder(net, path)
-        return Loaded(net.to(device).pack(), from_tokenizer_json(path), f"safetensors in {path}", True)
+        return Loaded(net.to(device).pack(), from_tokenizer_json(path), f"safetensors in {path}", True, path)
     spec = resolve_model(model)
     with torch.device(device):
         net = Transformer(spec, torch_dtype, device).init_random(seed)
@@ -159,21 +161,15 @@ def load_draft(name: str, target: Loaded, device: str, dtype: str, seed: int = 1
     """A Draft for ``target``: 'self:N' (its first N layers and its head) or another model sharing its vocabulary."""
     from lattts.engine.generate import Draft
 
-    if name.lower().startswith("self:"):
-        try:
-            n = int(name.split(":", 1)[1])
-        except ValueError:
-            raise UserError(f"draft {name!r}: write self:N with N the number of target layers, e.g. self:4") from None
-        if not 1 <= n < target.model.spec.n_layers:
-            raise UserError(f"self-draft needs 1..{target.model.spec.n_layers - 1} of {target.model.spec.name}'s layers, got {n}")
+    n = self_draft_layers(name, target.model.spec)
+    if n is not None:
         return Draft(target.model, n)
     if find_entry(name) is not None or name.endswith(".json"):  # check the shape before allocating weights
         shape = resolve_model(name)
-        if shape.vocab_size != target.model.spec.vocab_size:
-            raise UserError(f"draft {shape.name} cannot draft for {target.model.spec.name}: vocabularies differ "
-                            f"({shape.vocab_size} vs {target.model.spec.vocab_size} tokens)")
+        if shape.is_draft_head:
+            raise UserError(f"draft {shape.name} is an EAGLE-style head: lattts predicts it, but the engine runs only "
+                            f"self:N or a full draft model")
+        check_draft_compatible(target.model.spec, shape)
     other = load(name, device, dtype, seed, random_weights=not target.real_text)
-    if other.model.spec.vocab_size != target.model.spec.vocab_size:
-        raise UserError(f"draft {other.model.spec.name} cannot draft for {target.model.spec.name}: vocabularies differ "
-                        f"({other.model.spec.vocab_size} vs {target.model.spec.vocab_size} tokens)")
+    check_draft_compatible(target.model.spec, other.model.spec)
     return Draft(other.model)

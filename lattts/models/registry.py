@@ -71,10 +71,6 @@ def find_entry(name: str) -> CatalogEntry | None:
     return None
 
 
-def known_names() -> list[str]:
-    return [e.name for e in catalog()]
-
-
 def _looks_like_path(name: str) -> bool:
     return name.endswith(".json") or "/" in name and Path(name).exists() or Path(name).is_dir()
 
@@ -92,13 +88,23 @@ def resolve_model(name: str) -> ModelSpec:
                     f"run `lattts models` for the list, or pass a path to a config.json")
 
 
+def self_draft_layers(name: str, target: ModelSpec) -> int | None:
+    """N for a draft named 'self:N' (the target's first N layers and its head), None for other names."""
+    if not name.lower().startswith("self:"):
+        return None
+    try:
+        n = int(name.split(":", 1)[1])
+    except ValueError:
+        raise UserError(f"draft {name!r}: write self:N with N the number of target layers, e.g. self:4") from None
+    if not 1 <= n < target.n_layers:
+        raise UserError(f"self-draft needs 1..{target.n_layers - 1} of {target.name}'s {target.n_layers} layers, got {n}")
+    return n
+
+
 def resolve_draft(name: str, target: ModelSpec) -> ModelSpec:
     """A draft for ``target``: a model name/path, or 'self:N' (the target's first N layers)."""
-    if name.lower().startswith("self:"):
-        try:
-            n = int(name.split(":", 1)[1])
-        except ValueError:
-            raise UserError(f"draft {name!r}: write self:N with N the number of target layers, e.g. self:4") from None
+    n = self_draft_layers(name, target)
+    if n is not None:
         return target.first_layers(n)
     draft = resolve_model(name)
     check_draft_compatible(target, draft)

@@ -70,29 +70,23 @@ def measured_best(candidates: list[Candidate], budget_s: float) -> Candidate | N
     return max(ok, key=lambda c: (round(c.accuracy, 9), -c.measured_s))
 
 
-def choose_and_neighbours(problem: Problem, budget_s: float) -> tuple[Point | None, list[Config], object]:
-    grid = evaluate_grid(problem)
-    pred = predict(problem, budget_s, grid)
-    if pred.best is None:
-        return None, [], pred
-    lengths = sorted({int(x) for x in grid.max_tokens})
-    return pred.best, neighbours(pred.best, problem.branches, problem.draft_lens, lengths), pred
-
-
 def check(problem: Problem, budget_s: float, measure) -> DecisionReport:
-    """Run the chosen configuration and its neighbours with ``measure(config) -> seconds``."""
+    """Run the chosen configuration and its neighbours with ``measure(config) -> seconds``; their
+    predicted latency and accuracy are the grid's, the very numbers ``predict`` chose by."""
     from lattts.errors import UserError
-    from lattts.simulator.generation import generation_latency
     from lattts.units import format_duration
 
-    best, others, pred = choose_and_neighbours(problem, budget_s)
+    grid = evaluate_grid(problem)
+    pred = predict(problem, budget_s, grid)
+    best = pred.best
     if best is None:
         raise UserError(f"no configuration meets {format_duration(budget_s)} on this device: the fastest takes "
                         f"{format_duration(pred.fastest_s)}; raise --budget")
+    points = {(p.branches, p.draft_len, p.max_tokens): p for p in map(grid.point, range(len(grid)))}
+    branches, draft_lens, lengths = (tuple(sorted({key[i] for key in points})) for i in range(3))
     candidates = []
-    for config in [Config(best.branches, best.draft_len, best.max_tokens)] + others:
-        acc = float(problem.curve.accuracy(config.branches, config.max_tokens))
-        lat = generation_latency(problem.target, problem.profile, config.branches, config.draft_len, config.max_tokens,
-                                 problem.prompt_tokens, problem.draft, problem.acceptance)
-        candidates.append(Candidate(config, acc, float(lat.total_s[()]), measure(config)))
+    for config in [Config(best.branches, best.draft_len, best.max_tokens)] + neighbours(
+            best, branches, draft_lens, list(lengths)):
+        point = points[(config.branches, config.draft_len, config.max_tokens)]
+        candidates.append(Candidate(config, point.accuracy, point.latency_s, measure(config)))
     return DecisionReport(budget_s, candidates[0], candidates, measured_best(candidates, budget_s))

@@ -71,17 +71,19 @@ class Session:
         return summarise(self.comparisons, self.anchors)
 
 
-def summarise(comparisons: list[Comparison], anchors: list[float]) -> dict:
-    def stats(errors):
-        e = np.asarray(errors)
-        if len(e) == 0:
-            return {"median_abs_error": None, "p90_abs_error": None, "bias": None, "runs": 0}
-        return {"median_abs_error": float(np.median(np.abs(e))), "p90_abs_error": float(np.quantile(np.abs(e), 0.9)),
-                "bias": float(np.median(e)), "runs": int(len(e))}
+def error_stats(errors: list[float]) -> dict:
+    """Median and p90 of |predicted/measured - 1|, and the bias (median signed error)."""
+    e = np.asarray(errors)
+    if len(e) == 0:
+        return {"median_abs_error": None, "p90_abs_error": None, "bias": None, "runs": 0}
+    return {"median_abs_error": float(np.median(np.abs(e))), "p90_abs_error": float(np.quantile(np.abs(e), 0.9)),
+            "bias": float(np.median(e)), "runs": int(len(e))}
 
-    out = stats([c.error for c in comparisons])
-    out["with_measured_acceptance"] = stats([c.error_measured_acceptance for c in comparisons])
-    out["without_drift_correction"] = stats([c.predicted_raw_s / c.measured_s - 1 for c in comparisons])
+
+def summarise(comparisons: list[Comparison], anchors: list[float]) -> dict:
+    out = error_stats([c.error for c in comparisons])
+    out["with_measured_acceptance"] = error_stats([c.error_measured_acceptance for c in comparisons])
+    out["without_drift_correction"] = error_stats([c.predicted_raw_s / c.measured_s - 1 for c in comparisons])
     if anchors:
         out["drift"] = {"start": anchors[0], "end": anchors[-1], "min": min(anchors), "max": max(anchors),
                         "spread": max(anchors) / min(anchors) - 1.0}
@@ -116,7 +118,7 @@ def run_grid(grid: list[Config], model, prompt: list[int], draft: Draft | None, 
                           probe=anchor.probe(during), probe_every=PROBE_EVERY)
         after = anchor.factor()
         session.anchors.extend(during + [after])
-        factor = float(np.mean([before, after] + during)) if during else (before + after) / 2
+        factor = float(np.mean([before, after] + during))
         comparison = compare(config, result, target, draft_spec, profile, prior, factor)
         session.comparisons.append(comparison)
         before = after
