@@ -33,7 +33,7 @@ class Plan:
     problem: Problem
     device_reason: str
     devices_reason: str
-    acceptance_source: str | None
+    prompt_tokens_source: str
 
 
 def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None, acceptance: str | float | None) -> AcceptanceModel | None:
@@ -114,7 +114,8 @@ def choose_devices(requested: str, profile: DeviceProfile, need_bytes: float, wh
 def build_plan(model: str, draft: str | None, acceptance: str | float | None, curve: str, device: str | None,
                profile_file: str | None, devices: str, prompt_tokens: int, dtype: str | None,
                max_branches: int, max_draft_len: int, budgets: list[int] | None = None,
-               natural_lengths: str | None = None, detection: Detection | None = None) -> Plan:
+               natural_lengths: str | None = None, detection: Detection | None = None,
+               prompt_tokens_given: bool = True) -> Plan:
     if prompt_tokens < 1:
         raise UserError(f"--prompt-tokens {prompt_tokens}: must be at least 1")
     if max_branches < 1 or max_draft_len < 0:
@@ -148,7 +149,8 @@ def build_plan(model: str, draft: str | None, acceptance: str | float | None, cu
         lengths=LengthDistribution.from_file(Path(natural_lengths)) if natural_lengths else None,
     )
     return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason,
-                acceptance_source=accept.source if accept else None)
+                prompt_tokens_source="--prompt-tokens (given by the user)" if prompt_tokens_given
+                else PROMPT_TOKENS_DEFAULT_SOURCE)
 
 
 def prediction_json(plan: Plan, prediction: Prediction) -> dict:
@@ -164,9 +166,12 @@ def prediction_json(plan: Plan, prediction: Prediction) -> dict:
                    "reason": plan.device_reason, "devices": p.devices, "devices_reason": plan.devices_reason},
         "model": p.target.name,
         "draft": p.draft.name if p.draft else None,
-        "acceptance": ({"alpha": p.acceptance.alpha, "source": p.acceptance.source} if p.acceptance else None),
+        "acceptance": ({"alpha": p.acceptance.alpha, "source": p.acceptance.source,
+                        "measured_positions": len(p.acceptance.conditional),
+                        "extrapolated": p.acceptance.extrapolates(max(p.draft_lens))} if p.acceptance else None),
         "curve": {"name": p.curve.name, "source": p.curve.source, "kind": p.curve.kind},
         "prompt_tokens": p.prompt_tokens,
+        "prompt_tokens_source": plan.prompt_tokens_source,
         "lengths": p.lengths.source if p.lengths else "budget forcing: every branch runs to L",
         "dtype": p.weight_dtype,
         "best": point(prediction.best),

@@ -39,6 +39,7 @@ def format_duration(seconds: float) -> str:
     """'850 ms', '12.3 s', '4.2 min' for a duration in seconds."""
     if not math.isfinite(seconds):
         return "inf"
+    seconds = _three_digits(seconds)  # 999.6 ms is '1 s', not '1e+03 ms'
     if seconds < 1e-3:
         return f"{seconds * 1e6:.0f} µs"
     if seconds < 1.0:
@@ -50,8 +51,14 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.3g} h"
 
 
+def _three_digits(x: float) -> float:
+    """x rounded to the three significant digits it is printed with, before a unit is chosen for it."""
+    return float(f"{x:.3g}")
+
+
 def format_bytes(n_bytes: float) -> str:
     """'65.5 GB' (decimal units, as datasheets use)."""
+    n_bytes = _three_digits(n_bytes)
     for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(n_bytes) >= scale:
             return f"{n_bytes / scale:.3g} {unit}"
@@ -60,6 +67,7 @@ def format_bytes(n_bytes: float) -> str:
 
 def format_rate(per_s: float, unit: str) -> str:
     """'3.35 TB/s', '989 TFLOP/s' for a rate in units per second."""
+    per_s = _three_digits(per_s)
     for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(per_s) >= scale:
             return f"{per_s / scale:.3g} {prefix}{unit}/s"

@@ -125,6 +125,11 @@ def test_acceptance_command_and_predict_with_measured_acceptance(tmp_path):
     assert res.exit_code == 0, res.output
     acc = json.loads(res.stdout)["acceptance"]
     assert str(path) in acc["source"] and acc["alpha"] == pytest.approx(out["alpha"])
+    assert acc["measured_positions"] == 4 and acc["extrapolated"]  # the search runs gamma up to 8
+    res = run("predict", "--budget", "60s", "--acceptance", path)
+    assert "extrapolated up to γ=8" in res.stdout
+    res = run("predict", "--budget", "60s", "--acceptance", path, "--max-draft-len", "4", "--json")
+    assert not json.loads(res.stdout)["acceptance"]["extrapolated"]
 
 
 def test_traces_convert_round_trip(tmp_path):

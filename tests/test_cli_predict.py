@@ -1,6 +1,7 @@
 """`lattts predict`, `hardware`, `models`, `roofline` through typer's CliRunner."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,9 @@ def test_predict_json_contract():
         assert fields <= set(point)
     lat = [p["latency_s"] for p in out["frontier"]]
     assert lat == sorted(lat) and len(lat) > 3
+    assert out["prompt_tokens"] == 128 and out["prompt_tokens_source"].startswith("assumption")
+    given = json.loads(run("predict", "--budget", "60s", "--json", "--prompt-tokens", "128").stdout)
+    assert given["prompt_tokens_source"] == "--prompt-tokens (given by the user)"
 
 
 def test_predict_table_names_sources():
@@ -105,3 +109,13 @@ def test_models_and_roofline(tmp_path):
     assert rows[0]["bound"] == "memory" and rows[-1]["groups"]["linear"]["bound"] == "compute"
     assert 128 <= out["linear_compute_bound_from_batch"] <= 512  # ridge ~262 rows (NOTES s2, with efficiencies)
     assert (tmp_path / "r.html").exists()
+    # the printed ridge in sequences agrees with the first compute-bound batch, in bf16 and in fp32
+    for dtype in ("bf16", "fp32"):
+        res = run("roofline", "--device", "h100-sxm", "--dtype", dtype)
+        assert res.exit_code == 0, res.output
+        about = int(re.search(r"compute-bound\s+at\s+about\s+(\d+)", res.stdout).group(1))
+        first = json.loads(run("roofline", "--json", "--device", "h100-sxm", "--dtype", dtype).stdout)
+        knee = first["linear_compute_bound_from_batch"]
+        assert knee / 2 <= about <= knee, (dtype, about, knee)
+    res = run("roofline", "--device", "h100-sxm", "--dtype", "bfloat16")
+    assert res.exit_code == 0, res.output

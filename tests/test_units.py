@@ -29,3 +29,12 @@ def test_int_lists():
         parse_int_list("0,1", "--branches")
     with pytest.raises(UserError, match="not an integer"):
         parse_int_list("1,x", "--branches")
+
+
+def test_values_that_round_up_move_to_the_next_unit():
+    from lattts.units import format_bytes, format_rate
+
+    assert format_duration(0.9996) == "1 s"  # not '1e+03 ms'
+    assert format_duration(119.97) == "2 min"
+    assert format_bytes(999.7e6) == "1 GB"
+    assert format_rate(999.8e12, "FLOP") == "1 PFLOP/s"

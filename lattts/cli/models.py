@@ -42,9 +42,12 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print one JSON o
                   f"{r['params'] / 1e9:.4g}B", pub, f"{r['kv_bytes_per_token_bf16'] / 1024:.0f} KiB",
                   ", ".join(r["aliases"]))
     console.print(t)
+    for r in rows:
+        if r["published_params"]:
+            console.print(f"  published count of {r['name']}: {r['params_source']}", highlight=False)
     p = Table(title="draft pairs with a measured acceptance rate (paper, Appendix A.2)", title_justify="left")
-    for col in ("target", "draft", "alpha"):
-        p.add_column(col)
+    for col in ("target", "draft", "alpha", "source"):
+        p.add_column(col, overflow="fold")
     for r in pairs:
-        p.add_row(r["target"], r["draft"], f"{r['acceptance_rate']:.3f}")
+        p.add_row(r["target"], r["draft"], f"{r['acceptance_rate']:.3f}", r["source"])
     console.print(p)

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def predict(
+    ctx: typer.Context,
     budget: str = typer.Option(..., "--budget", "-b", help="Wall-clock budget: 500ms, 10s, 1m, 1.5min."),
     model: str = typer.Option("s1.1-32B", "--model", "-m", help="Target model: a name (`lattts models`) or a config.json path."),
     draft: str = typer.Option("s1.1-7B", "--draft", "-d", help="Draft model, 'self:N' (first N target layers), or 'none'."),
@@ -30,7 +31,7 @@ def predict(
     device: Optional[str] = typer.Option(None, "--device", help="Device table key (`lattts hardware`) or 'cpu'; default: detected."),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Calibrated device profile JSON (from `lattts calibrate`)."),
     devices: str = typer.Option("auto", "--devices", help="Tensor-parallel device count, or 'auto' (fewest that hold the weights)."),
-    prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Prompt length in tokens."),
+    prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Prompt length in tokens (default: a MATH-500 problem in a chat template, rounded up)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Weights/KV dtype (bf16, fp16, fp32, fp8); default: the profile's."),
     max_branches: int = typer.Option(128, "--max-branches", help="Largest B searched (powers of two up to it)."),
     max_draft_len: int = typer.Option(8, "--max-draft-len", help="Largest draft length gamma searched."),
@@ -49,7 +50,8 @@ def predict(
     plan = build_plan(model, draft, acceptance, curve, device, str(profile) if profile else None, devices,
                       prompt_tokens, dtype, max_branches, max_draft_len,
                       parse_int_list(lengths, "--lengths") if lengths else None,
-                      str(natural_lengths) if natural_lengths else None)
+                      str(natural_lengths) if natural_lengths else None,
+                      prompt_tokens_given=ctx.get_parameter_source("prompt_tokens").name != "DEFAULT")
     grid = evaluate_grid(plan.problem)
     if len(grid) == 0:
         raise UserError(f"the curve {plan.problem.curve.name} has no accuracy at the requested lengths; "
@@ -83,11 +85,16 @@ def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path 
     p = plan.problem
     console.print(f"[bold]lattts predict[/]: most accurate configuration within [bold]{format_duration(budget_s)}[/]")
     console.print(f"  model     {p.target.name}" + (f", draft {p.draft.name}" if p.draft else ", no draft")
-                  + f", prompt {p.prompt_tokens} tokens, {p.weight_dtype}")
+                  + f", {p.weight_dtype}")
+    console.print(f"  prompt    {p.prompt_tokens} tokens — {plan.prompt_tokens_source}", highlight=False)
     console.print(f"  device    {p.devices}x {p.profile.name} — {plan.device_reason}; {plan.devices_reason}", highlight=False)
     console.print(f"  latency   roofline on {p.profile.source}", highlight=False)
     if p.acceptance:
         console.print(f"  accept    alpha {p.acceptance.alpha:.3f} from {p.acceptance.source}", highlight=False)
+        if p.acceptance.extrapolates(max(p.draft_lens)):
+            measured = len(p.acceptance.conditional)
+            console.print(f"            measured up to draft position {measured}; positions beyond reuse its rate "
+                          f"(extrapolated up to γ={max(p.draft_lens)})", highlight=False)
     console.print(f"  accuracy  {p.curve.name}: {p.curve.source}", highlight=False)
     if p.lengths:
         console.print(f"  lengths   natural, {p.lengths.source}", highlight=False)

@@ -48,14 +48,15 @@ def roofline(
     from lattts.errors import UserError
     from lattts.hardware.choose import choose_profile
     from lattts.models.registry import resolve_model
-    from lattts.models.spec import canonical_dtype
+    from lattts.models.spec import DTYPE_BYTES, canonical_dtype
 
     if context < 0 or query < 1 or max_batch < 1:
         raise UserError("--context must be >= 0, --query and --max-batch >= 1")
     spec = resolve_model(model)
+    dtype = canonical_dtype(dtype) if dtype else None
     choice = choose_profile(device, str(profile) if profile else None, dtype)
     prof = choice.profile
-    dtype = canonical_dtype(dtype) if dtype else prof.dtype
+    dtype = dtype or prof.dtype
     batches = [2 ** i for i in range(0, max_batch.bit_length()) if 2 ** i <= max_batch]
     rows = sweep(spec, prof, batches, query, context, dtype)
     ridge = prof.ridge_flop_per_byte
@@ -68,8 +69,9 @@ def roofline(
 
         console.print(f"[bold]{spec.name}[/] on {prof.name} ({choice.reason}), {dtype}, q={query}, s={context}", highlight=False)
         console.print(f"  rates from {prof.source}", highlight=False)
-        console.print(f"  ridge point {ridge:.0f} FLOP/byte: matmuls turn compute-bound at about {ridge / (query or 1):.0f} sequences "
-                      f"per pass (first compute-bound batch here: {knee})")
+        rows_at_ridge = ridge * DTYPE_BYTES[dtype] / 2  # a weight of b bytes does 2 FLOP per row of the batch
+        console.print(f"  ridge point {ridge:.0f} FLOP/byte: matmuls turn compute-bound at about "
+                      f"{rows_at_ridge / query:.0f} sequences per pass (first compute-bound batch here: {knee})")
         t = Table()
         for col in ("B", "ms/pass", "tokens/s", "FLOP/byte", "bound", "linear", "attention", "lm_head"):
             t.add_column(col, justify="right")
