@@ -25,7 +25,9 @@ def test_rounds_and_histogram_formats_agree(tmp_path):
     model = load_acceptance(tmp_path / "b.json")
     assert model.tokens_per_round(4) == pytest.approx(a.tokens_per_round)  # the model reproduces the measurement
     assert model.conditional[0] == pytest.approx(7 / 8)  # 7 of 8 rounds accepted position 1
-    assert model.alpha == pytest.approx(sum(model.conditional) / 4) and "b.json" in model.source
+    # pooled: 22 tokens accepted, 4 rounds stopped by a rejection
+    assert model.alpha == pytest.approx(sum(rounds) / (sum(rounds) + sum(r < 4 for r in rounds)))
+    assert "b.json" in model.source
 
 
 def test_several_draft_lengths_use_the_most_rounds(tmp_path):

@@ -19,7 +19,7 @@ def acceptance(
                                           "draft_len and accepted_histogram (also under 'acceptance')."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    """Summarise measured acceptance: alpha (mean per-position acceptance), tokens per round, histogram.
+    """Summarise measured acceptance: alpha (accepted / (accepted + rejections)), tokens per round, histogram.
     `lattts predict --acceptance FILE` uses the same file."""
     from lattts.traces.acceptance import read_acceptance
 

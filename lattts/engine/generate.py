@@ -63,14 +63,13 @@ class GenerationResult:
 
     @property
     def acceptance_rate(self) -> float | None:
-        """Per-token acceptance alpha, estimated from the histogram (maximum likelihood under i.i.d.
-        acceptance: accepted / (accepted + rejections))."""
-        if not self.accepted_histogram:
+        """Per-token acceptance alpha from the histogram, as ``lattts acceptance`` computes it
+        (``AcceptanceModel.alpha``: accepted / (accepted + rejections))."""
+        if not self.accepted_histogram or not sum(self.accepted_histogram):
             return None
-        hist = self.accepted_histogram
-        accepted = sum(a * n for a, n in enumerate(hist))
-        rejections = sum(hist[:-1])
-        return accepted / (accepted + rejections) if accepted + rejections else None
+        from lattts.simulator.speculative import AcceptanceModel
+
+        return AcceptanceModel.from_histogram(self.accepted_histogram, "this run").alpha
 
     @property
     def tokens_per_round(self) -> float | None:

@@ -36,7 +36,7 @@ class AcceptanceModel:
 
     conditional: tuple[float, ...]
     source: str
-    rounds_observed: int | None = None
+    pooled_alpha: float | None = None  # from a histogram: accepted / (accepted + rejections)
 
     @classmethod
     def iid(cls, alpha: float, source: str) -> "AcceptanceModel":
@@ -58,12 +58,15 @@ class AcceptanceModel:
         # P(accept position j | accepted j-1) = P(accepted >= j) / P(accepted >= j-1)
         tail = hist[::-1].cumsum()[::-1]  # tail[j] = rounds with at least j accepted
         cond = tuple(float(tail[j] / tail[j - 1]) if tail[j - 1] > 0 else 0.0 for j in range(1, gamma + 1))
-        return cls(conditional=cond, source=source, rounds_observed=int(hist.sum()))
+        # pooled over positions: sum_j tail[j] = tokens accepted, sum_j tail[j-1] = accepted + rejections
+        pooled = float(tail[1:].sum() / tail[:-1].sum())
+        return cls(conditional=cond, source=source, pooled_alpha=pooled)
 
     @property
     def alpha(self) -> float:
-        """Mean per-position acceptance over the measured positions."""
-        return float(np.mean(self.conditional))
+        """One per-token acceptance rate: for a histogram, the pooled estimate accepted / (accepted +
+        rejections), i.e. the maximum-likelihood alpha under i.i.d. acceptance; else the mean per position."""
+        return self.pooled_alpha if self.pooled_alpha is not None else float(np.mean(self.conditional))
 
     def extrapolates(self, gamma: int) -> bool:
         return len(self.conditional) > 1 and gamma > len(self.conditional)

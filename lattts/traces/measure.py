@@ -200,7 +200,7 @@ def summarise(rows: list[dict]) -> list[BudgetSummary]:
 
 
 def _alpha(rows: list[dict]) -> float | None:
-    """Mean per-position acceptance of the rounds in ``rows``, as ``lattts acceptance`` computes it."""
+    """Per-token acceptance of the rounds in ``rows``, as ``lattts acceptance`` computes it."""
     if not rows or "accepted_per_round" not in rows[0]:
         return None
     from lattts.simulator.speculative import AcceptanceModel
