@@ -35,6 +35,15 @@ def test_file_formats(tmp_path):
     c.write_text("10\nabc\n")
     with pytest.raises(UserError, match="c.txt:2"):
         LengthDistribution.from_file(c)
+    pd = pytest.importorskip("pandas")
+    d = tmp_path / "d.parquet"
+    pd.DataFrame([{"problem_id": "p", "sample_id": i, "answer": "1", "correct": True, "tokens": 50 * i}
+                  for i in range(1, 4)]).to_parquet(d)
+    assert LengthDistribution.from_file(d).samples == (50, 100, 150)
+    e = tmp_path / "e.bin"
+    e.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(UserError, match="not a text file"):
+        LengthDistribution.from_file(e)
 
 
 def test_natural_lengths_shorten_predictions(tmp_path):

@@ -36,11 +36,22 @@ class LengthDistribution:
 
     @classmethod
     def from_file(cls, path: Path) -> "LengthDistribution":
-        """One integer per line, or JSONL rows with a 'tokens' field (the lattts trace format)."""
+        """One integer per line, or lattts traces (JSONL or Parquet) with a 'tokens' field."""
         if not path.is_file():
             raise UserError(f"length file {path} does not exist")
+        if path.suffix == ".parquet":
+            from lattts.traces.readers import load_traces
+
+            lengths = [r.tokens for r in load_traces(path).rows if r.tokens]
+            if not lengths:
+                raise UserError(f"{path}: no row has a 'tokens' count")
+            return cls(samples=tuple(lengths), source=f"lengths from {path} ({len(lengths)} samples)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not a text file; give one token count per line, JSONL traces, or .parquet traces") from None
         samples = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line:
                 continue
