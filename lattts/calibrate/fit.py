@@ -39,7 +39,7 @@ PARAMETERS = (
 
 @dataclass(frozen=True)
 class ShapeData:
-    """Measured points of one shape, with their work counted once."""
+    """Measured points of one shape; ``arrays()`` counts their work (once per fit)."""
 
     spec: ModelSpec
     rows: tuple[Measurement, ...]
@@ -72,8 +72,9 @@ def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, fl
     from scipy.optimize import least_squares
 
     limits = limits or {}
-    works = [(d.spec, d.arrays()[0]) for d in data]
-    measured = np.concatenate([d.arrays()[1] for d in data])
+    arrays = [d.arrays() for d in data]
+    works = [(d.spec, work) for d, (work, _) in zip(data, arrays)]
+    measured = np.concatenate([latency for _, latency in arrays])
     lo = np.log([p[2] for p in PARAMETERS])
     hi = np.log([min(p[3], limits.get(p[0], p[3])) for p in PARAMETERS])
 
@@ -92,9 +93,9 @@ def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, fl
 
 def relative_errors(profile: DeviceProfile, data: list[ShapeData]) -> np.ndarray:
     """|predicted / measured - 1| for every point."""
-    works = [(d.spec, d.arrays()[0]) for d in data]
-    pred = np.concatenate(_predict(profile, works))
-    meas = np.concatenate([d.arrays()[1] for d in data])
+    arrays = [d.arrays() for d in data]
+    pred = np.concatenate(_predict(profile, [(d.spec, work) for d, (work, _) in zip(data, arrays)]))
+    meas = np.concatenate([latency for _, latency in arrays])
     return np.abs(pred / meas - 1.0)
 
 

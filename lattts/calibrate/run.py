@@ -22,12 +22,13 @@ from lattts.calibrate.grid import Point, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
 from lattts.calibrate.sweep import ANCHOR_POINT, PassRunner, run_sweep
+from lattts.engine.fetch import sha256
 from lattts.errors import UserError
 from lattts.hardware.store import profile_path
 from lattts.models.registry import resolve_model
 from lattts.models.spec import ModelSpec
 from lattts.paths import data_dir, write_json_atomic
-from lattts.simulator.profile import DeviceProfile
+from lattts.simulator.profile import CPU_USABLE_MEMORY_FRACTION, USABLE_MEMORY_FRACTION, DeviceProfile
 
 # widths 512-1024, depths 8-30, vocabularies 32k-49k, 50-135M parameters (SmolLM2's shape is the deep one)
 CPU_SHAPES = ("cpu-small", "cpu-medium", "cpu-wide", "SmolLM2-135M-Instruct")
@@ -130,10 +131,6 @@ def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = N
     return profile, errors
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def build_profile(fitted: DeviceProfile, target: Target, dtype: str, engine: str, kernels: str,
                   shapes: list[ModelSpec], grid: list[Point] | None, measurements: Path, errors: dict,
                   drift: dict, source_note: str, machine: dict | None = None) -> DeviceProfile:
@@ -145,7 +142,7 @@ def build_profile(fitted: DeviceProfile, target: Target, dtype: str, engine: str
         "device": target.fingerprint, "dtype": dtype,
         "shapes": [{"name": s.name, "config": s.to_hf_config(), "params": s.n_params} for s in shapes],
         "grid": [list(p.key) for p in grid] if grid is not None else "from the measurements file",
-        "measurements": {"file": str(measurements), "sha256": _sha256(measurements)},
+        "measurements": {"file": str(measurements), "sha256": sha256(measurements)},
         "errors": errors, "drift": drift, "machine": machine,
         "anchor": ({"shape": shapes[0].name, "config": shapes[0].to_hf_config(), "point": list(ANCHOR_POINT.key),
                     "reference_s": drift["anchor_reference_s"]} if drift.get("paired") else None),
@@ -162,7 +159,19 @@ def placeholder_profile(target: Target, dtype: str) -> DeviceProfile:
                          dtype=dtype, memory_bytes=target.memory_bytes or 1.0, weight_bw_bytes_per_s=1.0,
                          gemv_bw_bytes_per_s=1.0, act_bw_bytes_per_s=1.0, kv_bw_bytes_per_s=1.0,
                          matmul_flops_per_s=1.0, attn_flops_per_s=1.0, pass_overhead_s=0.0, layer_overhead_s=0.0,
-                         usable_memory_fraction=0.9 if target.device != "cpu" else 0.8)
+                         usable_memory_fraction=CPU_USABLE_MEMORY_FRACTION if target.device == "cpu"
+                         else USABLE_MEMORY_FRACTION)
+
+
+def runner_factory(engine: str, device: str, dtype: str) -> Callable[[ModelSpec], PassRunner]:
+    """What times one shape's forward passes: lattts' engine, or transformers' (``engine='transformers'``)."""
+    if engine == "transformers":
+        from lattts.calibrate.transformers_runner import TransformersRunner
+
+        return lambda spec: TransformersRunner(spec, device, dtype)
+    from lattts.calibrate.sweep import TorchRunner
+
+    return lambda spec: TorchRunner(spec, device, dtype)
 
 
 def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, resume: bool,
@@ -232,7 +241,7 @@ def calibrate_from_csv(csv_file: Path, spec: ModelSpec, target: Target, dtype: s
     rows, drift = drift_corrected(rows)
     data = group_by_shape(rows, [spec], dtype)
     fitted, errors = evaluate(data, placeholder_profile(target, dtype))
-    key = "csv-" + hashlib.sha256(csv_file.read_bytes()).hexdigest()[:10]
+    key = "csv-" + sha256(csv_file)[:10]
     target = replace(target, key=key, name=f"{target.name} (timings from {csv_file.name})")
     profile = build_profile(fitted, target, dtype, "csv", "as in the timings file", [spec], None, csv_file, errors,
                             drift, f"fitted by lattts calibrate --from-csv {csv_file.name}")

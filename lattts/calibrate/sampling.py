@@ -15,15 +15,23 @@ RUNS = ((1, 0), (8, 0), (32, 0), (1, 3), (4, 3), (8, 2))  # (branches, draft len
 TOKENS = 24
 
 
-def time_engine_overhead(vocab: int, device: str = "cpu", seed: int = 0) -> list[dict]:
-    """One short budget-forced run per (B, gamma) of ``RUNS``: seconds outside passes, rounds."""
-    from lattts.engine.generate import Draft, generate
-    from lattts.engine.model import Transformer
+def probe_spec(vocab: int):
+    """A two-layer model so small that its passes are cheap beside the sampling over ``vocab`` logits."""
     from lattts.models.spec import ModelSpec
 
-    spec = ModelSpec(name="overhead-probe", arch="llama", n_layers=2, d_model=32, n_heads=2, n_kv_heads=1,
+    return ModelSpec(name="overhead-probe", arch="llama", n_layers=2, d_model=32, n_heads=2, n_kv_heads=1,
                      head_dim=16, d_ff=64, vocab_size=vocab, max_position=4096)
-    with __import__("torch").device(device):
+
+
+def time_engine_overhead(vocab: int, device: str = "cpu", seed: int = 0) -> list[dict]:
+    """One short budget-forced run per (B, gamma) of ``RUNS``: seconds outside passes, rounds."""
+    import torch
+
+    from lattts.engine.generate import Draft, generate
+    from lattts.engine.model import Transformer
+
+    spec = probe_spec(vocab)
+    with torch.device(device):
         model = Transformer(spec, device=device).init_random(seed).pack()
     out = []
     for warm in (True, False):
@@ -40,12 +48,11 @@ def fit_overhead(runs: list[dict], vocab: int) -> tuple[float, float]:
     """(seconds per sampling call, seconds per logit) by non-negative least squares."""
     from scipy.optimize import nnls
 
-    calls, logits = [], []
-    for r in runs:
-        g, rounds, b = r["draft_len"], r["rounds"], r["branches"]
-        calls.append(1.0 + (rounds * (g + 2) if g else rounds))
-        logits.append(b * (1.0 + (rounds * (2 * g + 2) if g else rounds)) * vocab)
-    calls, logits = np.array(calls), np.array(logits)
+    from lattts.simulator.generation import sampling_counts
+
+    counts = [sampling_counts(r["branches"], r["draft_len"], r["rounds"]) for r in runs]
+    calls = np.array([float(c) for c, _ in counts])
+    logits = np.array([float(rows) * vocab for _, rows in counts])
     y = np.array([r["outside_s"] for r in runs])
     x = np.column_stack([calls / calls.max(), logits / logits.max()])  # columns of comparable size
     (a, b), _ = nnls(x, y)
@@ -61,28 +68,20 @@ def time_transformers_overhead(vocab: int, profile, device: str = "cpu", seed: i
     import torch
 
     from lattts.calibrate.transformers_runner import hf_model
-    from lattts.models.spec import ModelSpec
     from lattts.simulator.roofline import pass_time
 
-    spec = ModelSpec(name="overhead-probe", arch="llama", n_layers=2, d_model=32, n_heads=2, n_kv_heads=1,
-                     head_dim=16, d_ff=64, vocab_size=vocab, max_position=4096)
+    spec = probe_spec(vocab)
     model = hf_model(spec, device, seed=seed)
     prompt = torch.arange(1, 17, device=device)[None]
-    out = []
-    for warm in (True, False):
-        for branches in (1,):
-            with torch.inference_mode():
-                start = time.perf_counter()
-                model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
-                               num_return_sequences=branches, min_new_tokens=TOKENS, max_new_tokens=TOKENS,
-                               pad_token_id=0)
-                wall = time.perf_counter() - start
-            passes = float(pass_time(spec, profile, branches, 16, 0, 1)) + sum(
-                float(pass_time(spec, profile, branches, 1, 16 + i, 1)) for i in range(TOKENS - 1))
-            if not warm:
-                out.append({"branches": branches, "draft_len": 0, "rounds": TOKENS - 1,
-                            "outside_s": max(wall - passes, 0.0)})
-    return out
+    passes = float(pass_time(spec, profile, 1, 16, 0, 1)) + sum(
+        float(pass_time(spec, profile, 1, 1, 16 + i, 1)) for i in range(TOKENS - 1))
+    for _ in range(2):  # the first call warms up; the second is kept
+        with torch.inference_mode():
+            start = time.perf_counter()
+            model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
+                           num_return_sequences=1, min_new_tokens=TOKENS, max_new_tokens=TOKENS, pad_token_id=0)
+            wall = time.perf_counter() - start
+    return [{"branches": 1, "draft_len": 0, "rounds": TOKENS - 1, "outside_s": max(wall - passes, 0.0)}]
 
 
 def transformers_sampling_per_logit(vocab: int, device: str = "cpu", repeats: int = 7) -> float:

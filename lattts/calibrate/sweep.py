@@ -25,6 +25,11 @@ class OutOfMemory(Exception):
     """The device could not hold this point (CUDA out-of-memory)."""
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error (torch.cuda.OutOfMemoryError exists only in CUDA builds' namespace)."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
 class PassRunner(Protocol):
     def time_pass(self, point: Point, repeats: int, warmup: int) -> list[float]: ...
 
@@ -82,8 +87,8 @@ class TorchRunner:
                     if i >= warmup:
                         times.append(self.clock.now() - start)
             return times
-        except Exception as exc:  # torch.cuda.OutOfMemoryError exists only in CUDA builds' namespace
-            if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        except Exception as exc:
+            if is_out_of_memory(exc):
                 self._cache = None
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
@@ -94,7 +99,6 @@ class TorchRunner:
 @dataclass
 class SweepReport:
     measured: int  # points timed in this run
-    reused: int  # points already in the file (resumed)
     oom: int  # points the device could not hold (recorded) or skipped because a smaller one failed
     rows: list[Measurement]
 
@@ -167,4 +171,4 @@ def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runne
             if on_point:
                 on_point(spec, point, time.perf_counter() - start)
         del runner
-    return SweepReport(measured=measured, reused=len(existing), oom=skipped, rows=read(path))
+    return SweepReport(measured=measured, oom=skipped, rows=read(path))

@@ -60,16 +60,6 @@ def calibrate(
     _report(result, json_out, html)
 
 
-def _make_runner(engine: str, device: str, dtype: str):
-    from lattts.calibrate.sweep import TorchRunner
-
-    if engine == "transformers":
-        from lattts.calibrate.transformers_runner import TransformersRunner
-
-        return lambda spec: TransformersRunner(spec, device, dtype)
-    return lambda spec: TorchRunner(spec, device, dtype)
-
-
 def _sweep(run, target, shapes, dtype, quick, resume, engine, out, quiet):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -94,7 +84,7 @@ def _sweep(run, target, shapes, dtype, quick, resume, engine, out, quiet):
                         description=f"{spec.name} B={point.batch} q={point.query} s={point.context}")
 
     with progress:
-        return run.calibrate(target, shapes, dtype, quick, resume, _make_runner(engine, target.device, dtype),
+        return run.calibrate(target, shapes, dtype, quick, resume, run.runner_factory(engine, target.device, dtype),
                              engine, out, on_point, on_start)
 
 

@@ -145,13 +145,19 @@ def generation_latency(target: ModelSpec, profile: DeviceProfile, branches, draf
                             sampling_s=sampling, rounds=rounds, tokens_per_round=per_round)
 
 
-def sampling_time(profile: DeviceProfile, vocab: int, branches, gamma: int, rounds):
-    """The engine's sampling outside forward passes: one call of B rows for the first tokens, then per
-    plain step one call of B rows; per speculative round gamma draft calls of B rows, one verify
-    call of B(gamma+1) rows and one acceptance call of B rows."""
+def sampling_counts(branches, gamma: int, rounds):
+    """(calls, rows) of the engine's sampling outside forward passes: one call of B rows for the first
+    tokens, then per plain step one call of B rows; per speculative round gamma draft calls of B rows,
+    one verify call of B(gamma+1) rows and one acceptance call of B rows."""
     b = np.asarray(branches, float)
     calls = 1.0 + (rounds * (gamma + 2) if gamma else rounds)
     rows = b * (1.0 + (rounds * (2 * gamma + 2) if gamma else rounds))
+    return calls, rows
+
+
+def sampling_time(profile: DeviceProfile, vocab: int, branches, gamma: int, rounds):
+    """Seconds of the engine's sampling outside forward passes (``sampling_counts``), per the profile."""
+    calls, rows = sampling_counts(branches, gamma, rounds)
     return calls * profile.sample_call_s + rows * vocab * profile.sample_s_per_logit
 
 

@@ -25,6 +25,7 @@ MATMUL_EFFICIENCY = 0.80  # NOTES s2: ~798 of 989 TFLOP/s measured for a bf16 81
 ATTENTION_EFFICIENCY = 0.50  # assumption: fused attention kernels reach about half of matmul peak
 PASS_OVERHEAD_S = 0.5e-3  # assumption: launch, sampling and scheduling per forward pass in a serving engine
 USABLE_MEMORY_FRACTION = 0.90  # vLLM's default gpu_memory_utilization: the rest is workspace and activations
+CPU_USABLE_MEMORY_FRACTION = 0.80  # host RAM is shared with the OS, Python and the tokenizer: a lattts assumption
 ALLREDUCE_LATENCY_S = 10e-6  # assumption: small-message all-reduce latency over NVLink/PCIe (NCCL)
 
 
