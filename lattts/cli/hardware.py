@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def hardware(json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables.")) -> None:
     """List the device table (datasheet figures and sources) and detect this machine's GPUs and CPU."""
-    from lattts.hardware.choose import detect
+    from lattts.hardware.choose import FALLBACK_DEVICE, detect
     from lattts.hardware.devices import device_table, match_nvml_name
     from lattts.hardware.store import gpu_device_key, saved_profiles
 
@@ -54,7 +54,7 @@ def hardware(json_out: bool = typer.Option(False, "--json", help="Print one JSON
     console.print("[bold]detected here[/]")
     if detection.gpus:
         for g in gpus:
-            match = g["table_key"] or "not in the table (predictions fall back to h100-sxm until calibrated)"
+            match = g["table_key"] or f"not in the table (predictions fall back to {FALLBACK_DEVICE} until calibrated)"
             console.print(f"  GPU {g['index']}: {g['name']}, {g['memory_bytes'] / 2**30:.1f} GiB, driver {g['driver']}, "
                           f"SM clock max {g['sm_clock_max_mhz']} MHz -> {match}", highlight=False)
             for path in g["calibrations"]:

@@ -132,10 +132,8 @@ class Transformer(nn.Module):
             for name, p in self.named_parameters():
                 if "norm" in name:
                     p.fill_(1.0)
-                elif name.startswith("layers") and name.split(".")[-1].startswith("b_"):
+                else:  # copy_ casts to the parameter's dtype
                     p.copy_(torch.randn(p.shape, generator=gen) * std)
-                else:
-                    p.copy_((torch.randn(p.shape, generator=gen) * std).to(p.dtype))
         return self
 
     def new_cache(self, batch: int, max_len: int, n_layers: int | None = None) -> KVCache:

@@ -126,8 +126,3 @@ def gguf_tensor_getter(reader, spec) -> Callable[[str], Tensor | None]:
         return torch.from_numpy(np.ascontiguousarray(array))
 
     return get
-
-
-def load_gguf(model: Transformer, reader) -> Transformer:
-    """Fill ``model`` from an open ``gguf.GGUFReader``, dequantising every tensor to float32 first."""
-    return load_hf_tensors(model, gguf_tensor_getter(reader, model.spec))

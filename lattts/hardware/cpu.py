@@ -8,6 +8,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from lattts.hardware.store import slug
+
 
 @dataclass(frozen=True)
 class CpuInfo:
@@ -20,8 +22,7 @@ class CpuInfo:
     @property
     def key(self) -> str:
         """A stable, file-name-safe key for this CPU: model and thread count."""
-        slug = re.sub(r"[^a-z0-9]+", "-", self.model.lower()).strip("-") or "cpu"
-        return f"cpu-{slug}-{self.threads}t"
+        return f"cpu-{slug(self.model) or 'cpu'}-{self.threads}t"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
