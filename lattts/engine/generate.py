@@ -27,6 +27,7 @@ from lattts.engine.model import Transformer
 from lattts.engine.sampling import accept_drafts, branch_generators, probabilities, sample, uniforms
 from lattts.engine.timing import Clock, clock_for
 from lattts.errors import UserError
+from lattts.models.registry import check_draft_compatible
 
 
 @dataclass(frozen=True)
@@ -306,9 +307,8 @@ def check_request(target: Transformer, prompt: list[int], branches: int, max_tok
         raise UserError(f"--draft-len {draft_len} needs a draft model: pass --draft MODEL or --draft self:N")
     if draft is not None and draft_len < 1:
         raise UserError("a draft needs --draft-len of at least 1")
-    if draft is not None and draft.model.spec.vocab_size != target.spec.vocab_size:
-        raise UserError(f"draft {draft.model.spec.name} cannot draft for {target.spec.name}: vocabularies differ "
-                        f"({draft.model.spec.vocab_size} vs {target.spec.vocab_size} tokens)")
+    if draft is not None:
+        check_draft_compatible(target.spec, draft.model.spec)
     if draft is not None and continuation is not None:
         raise UserError("a continuation string (budget forcing with 'Wait') runs with plain decoding only; "
                         "drop --continuation to ban end-of-sequence tokens instead, or drop the draft")
