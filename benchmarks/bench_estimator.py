@@ -1,9 +1,9 @@
-"""Time the exact majority-vote estimator on 500 problems x 64 samples x 8 budgets, B = 1, 2, 4, ..., 64.
+"""Time the exact majority-vote estimator on 500 problems x 64 samples x 8 lengths, B = 1, 2, 4, ..., 64.
 
 Run: python benchmarks/bench_estimator.py. Prints one JSON object. The traces are synthetic (seeded):
-per problem a difficulty, per budget a success probability rising with L; wrong answers split
+per problem a difficulty, per length a success probability rising with L; wrong answers split
 over 1-5 distractors (Dirichlet weights) plus one-off answers; unanswered samples at short
-budgets. Every timing starts from empty caches, so equal problems are reused only within a run.
+lengths. Every timing starts from empty caches, so equal problems are reused only within a run.
 Times are of this machine at this moment (the CPU drifts 20-40% over tens of minutes).
 """
 
@@ -22,17 +22,17 @@ from lattts.traces.format import TraceRow, Traces
 from lattts.traces.groups import AnswerSets, group_answers
 from lattts.traces.majority import AnswerCounts, majority_matrix
 
-PROBLEMS, SAMPLES, BUDGETS = 500, 64, 8
+PROBLEMS, SAMPLES, LENGTHS = 500, 64, 8
 BRANCHES = (1, 2, 4, 8, 16, 32, 64)
 
 
 def synthetic_labels(seed: int = 0) -> list[list[list]]:
-    """labels[budget][problem]: per sample 'ok', a wrong answer, or None (unanswered)."""
+    """labels[length][problem]: per sample 'ok', a wrong answer, or None (unanswered)."""
     rng = np.random.default_rng(seed)
     difficulty = rng.normal(0.0, 1.5, PROBLEMS)
     out = []
-    for j in range(BUDGETS):
-        per_budget = []
+    for j in range(LENGTHS):
+        per_length = []
         for i in range(PROBLEMS):
             p = 1.0 / (1.0 + np.exp(-(difficulty[i] + 0.4 * j - 1.0)))
             unanswered = 0.5 * np.exp(-j)
@@ -50,16 +50,16 @@ def synthetic_labels(seed: int = 0) -> list[list[list]]:
                     labels.append(f"once-{s}")  # a one-off wrong answer
                 else:
                     labels.append(f"wrong-{k}")
-            per_budget.append(labels)
-        out.append(per_budget)
+            per_length.append(labels)
+        out.append(per_length)
     return out
 
 
 def to_answer_sets(labels) -> AnswerSets:
     counts = []
-    for per_budget in labels:
+    for per_length in labels:
         row = []
-        for problem in per_budget:
+        for problem in per_length:
             groups: dict = {}
             for a in problem:
                 groups[a] = groups.get(a, 0) + 1
@@ -67,13 +67,13 @@ def to_answer_sets(labels) -> AnswerSets:
                                     wrong=tuple(n for a, n in groups.items() if a not in ("ok", None)),
                                     unanswered=groups.get(None, 0)))
         counts.append(tuple(row))
-    return AnswerSets(problems=tuple(map(str, range(PROBLEMS))), budgets=tuple(512 * 2 ** j for j in range(BUDGETS)),
+    return AnswerSets(problems=tuple(map(str, range(PROBLEMS))), lengths=tuple(512 * 2 ** j for j in range(LENGTHS)),
                       counts=tuple(counts))
 
 
 def to_traces(labels) -> Traces:
     rows = [TraceRow(problem_id=str(i), sample_id=str(s), answer=a, correct=a == "ok", max_tokens=512 * 2 ** j)
-            for j, per_budget in enumerate(labels) for i, problem in enumerate(per_budget) for s, a in enumerate(problem)]
+            for j, per_length in enumerate(labels) for i, problem in enumerate(per_length) for s, a in enumerate(problem)]
     return Traces(rows=tuple(rows), path="synthetic", format="lattts")
 
 
@@ -96,14 +96,14 @@ def timed(fn, repeats: int = 5) -> dict:
 def main() -> dict:
     labels = synthetic_labels()
     answers = to_answer_sets(labels)
-    distinct = len({c.canonical() for per_budget in answers.counts for c in per_budget})
+    distinct = len({c.canonical() for per_length in answers.counts for c in per_length})
     traces = to_traces(labels)
     worst = [AnswerCounts((1,), (1,) * 63), AnswerCounts((16,), (16, 16, 16)), AnswerCounts((10,), (10,) * 5 + (4,)),
              AnswerCounts((20,), (12, 9, 7, 5, 3, 2, 1, 1, 1, 1), 3)]
     return {
-        "workload": {"problems": PROBLEMS, "samples": SAMPLES, "budgets": BUDGETS, "branches": list(BRANCHES),
-                     "distinct_problem_shapes": distinct, "problem_budget_pairs": PROBLEMS * BUDGETS},
-        "majority_exact": timed(lambda: [majority_matrix(per_budget, BRANCHES) for per_budget in answers.counts]),
+        "workload": {"problems": PROBLEMS, "samples": SAMPLES, "lengths": LENGTHS, "branches": list(BRANCHES),
+                     "distinct_problem_shapes": distinct, "problem_length_pairs": PROBLEMS * LENGTHS},
+        "majority_exact": timed(lambda: [majority_matrix(per_length, BRANCHES) for per_length in answers.counts]),
         "estimate_with_pass_at_k": timed(lambda: estimate(answers, BRANCHES)),
         "estimate_and_bootstrap_1000": timed(lambda: curve_points(estimate(answers, BRANCHES), resamples=1000)),
         "group_rows": timed(lambda: group_answers(traces), repeats=3),

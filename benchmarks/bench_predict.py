@@ -26,11 +26,11 @@ def cold_start_s(repeats: int = 5) -> list[float]:
 
 
 def search_rate(repeats: int = 5) -> dict:
-    from lattts.plan import build_plan
+    from lattts.plan import PlanRequest, build_plan
     from lattts.simulator import speculative
     from lattts.simulator.search import evaluate_grid
 
-    plan = build_plan("s1.1-32B", "s1.1-7B", None, "s1.1-32b-math500-paper", None, None, "auto", 128, None, 128, 8)
+    plan = build_plan(PlanRequest())  # predict's defaults
     evaluate_grid(plan.problem)  # warm imports
     warm, cold = [], []
     for _ in range(repeats):

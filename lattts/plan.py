@@ -1,7 +1,9 @@
-"""From what a user asks (names, flags) to a simulator ``Problem`` with the provenance of every input.
+"""From what a user asks (names, flags) to a simulator ``SearchProblem`` with the provenance of every input.
 
-Shared by ``lattts predict``, ``lattts validate`` and the notebooks, so each resolves models,
-drafts, acceptance, curves and devices the same way and reports the same sources.
+``PlanRequest`` holds every input of ``lattts predict`` with its default, once: the CLI's options
+read their defaults from it, and notebooks, tests, benchmarks and validate's decision check build
+it by keyword. ``build_plan`` is the one path from a request to a problem, so each of them resolves
+models, drafts, acceptance, curves and devices the same way and reports the same sources.
 """
 
 from __future__ import annotations
@@ -12,34 +14,66 @@ from pathlib import Path
 from lattts.errors import UserError
 from lattts.hardware.choose import DeviceChoice, Detection, choose_profile
 from lattts.models.registry import published_acceptance, resolve_draft, resolve_model
-from lattts.models.spec import ModelSpec, canonical_dtype
-from lattts.simulator.accuracy import AccuracyCurve, resolve_curve
-from lattts.simulator.generation import memory_required_bytes
-from lattts.simulator.lengths import LengthDistribution
+from lattts.models.spec import ModelSpec
+from lattts.dtypes import canonical_dtype
+from lattts.simulator.accuracy import PAPER_CURVE_NAME, AccuracyCurve, ScaledCurve, resolve_curve
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import Workload, memory_required_bytes
 from lattts.simulator.profile import DeviceProfile
-from lattts.simulator.search import DEFAULT_BRANCHES, Prediction, Problem
+from lattts.simulator.search import Prediction, SearchProblem, branch_grid
 from lattts.simulator.speculative import AcceptanceModel
 from lattts.units import format_bytes
 
-PROMPT_TOKENS_DEFAULT_SOURCE = ("assumption: MATH-500 problems average 196 characters (about 55 tokens) plus chat "
-                                "template and system prompt, rounded up to 128 tokens")
+PROMPT_TOKENS_ASSUMED = 128
+PROMPT_TOKENS_ASSUMPTION = ("assumption: MATH-500 problems average 196 characters (about 55 tokens) plus chat "
+                            f"template and system prompt, rounded up to {PROMPT_TOKENS_ASSUMED} tokens")
 TP_CHOICES = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A Problem plus where each of its inputs comes from."""
+class PlanRequest:
+    """Every input of a prediction, as names and numbers a user types; defaults live here only.
 
-    problem: Problem
+    ``draft`` None (or 'none') means no speculation; ``acceptance`` is an alpha in [0, 1), a
+    measured acceptance file, or an AcceptanceModel already measured (validate's pilot run);
+    default: the paper's rate for the pair; ``prompt_tokens`` None means
+    the assumed MATH-500 prompt (``PROMPT_TOKENS_ASSUMED``); ``lengths`` empty means the curve's own
+    search grid; ``length_scale`` > 1 reads the curve at L * scale (validate's short live runs).
+    """
+
+    model: str = "s1.1-32B"
+    draft: str | None = "s1.1-7B"
+    acceptance: str | AcceptanceModel | None = None
+    curve: str = PAPER_CURVE_NAME
+    device: str | None = None
+    profile_file: str | None = None
+    devices: str = "auto"
+    prompt_tokens: int | None = None
+    dtype: str | None = None
+    max_branches: int = 128
+    max_draft_len: int = 8
+    lengths: tuple[int, ...] = ()
+    natural_lengths: str | None = None
+    length_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A SearchProblem plus where each of its inputs comes from."""
+
+    problem: SearchProblem
     device_reason: str
     devices_reason: str
     prompt_tokens_source: str
 
 
-def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None, acceptance: str | float | None) -> AcceptanceModel | None:
-    """The acceptance model: an explicit alpha, a measured acceptance file, or the paper's rate for the pair."""
+def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None,
+                       acceptance: str | float | AcceptanceModel | None) -> AcceptanceModel | None:
+    """The acceptance model: an explicit alpha, a measured acceptance file (or model), or the paper's rate."""
     if draft is None:
         return None
+    if isinstance(acceptance, AcceptanceModel):
+        return acceptance
     if acceptance is None:
         pair = published_acceptance(target, draft)
         if pair is None:
@@ -71,7 +105,7 @@ def resolve_any_curve(curve: str) -> AccuracyCurve:
     """An accuracy curve: a built-in (paper-fitted) or embedded measured curve by name, or a trace file.
 
     A trace file's curve is measured from its samples (source: the file); see
-    ``lattts.traces.curve.MeasuredCurve`` for how single-budget files treat L.
+    ``lattts.traces.curve.MeasuredCurve`` for how single-length files treat L.
     """
     from lattts.errors import suggest
     from lattts.simulator.accuracy import BUILTIN_CURVES
@@ -111,69 +145,83 @@ def choose_devices(requested: str, profile: DeviceProfile, need_bytes: float, wh
                     f"{profile.name} hold; pick a smaller model or another --device")
 
 
-def build_plan(model: str, draft: str | None, acceptance: str | float | None, curve: str, device: str | None,
-               profile_file: str | None, devices: str, prompt_tokens: int, dtype: str | None,
-               max_branches: int, max_draft_len: int, budgets: list[int] | None = None,
-               natural_lengths: str | None = None, detection: Detection | None = None,
-               prompt_tokens_given: bool = True) -> Plan:
-    if prompt_tokens < 1:
-        raise UserError(f"--prompt-tokens {prompt_tokens}: must be at least 1")
-    if max_branches < 1 or max_draft_len < 0:
+def _check(request: PlanRequest) -> None:
+    if request.prompt_tokens is not None and request.prompt_tokens < 1:
+        raise UserError(f"--prompt-tokens {request.prompt_tokens}: must be at least 1")
+    if request.max_branches < 1 or request.max_draft_len < 0:
         raise UserError("--max-branches must be at least 1 and --max-draft-len at least 0")
-    target = resolve_model(model)
-    draft_spec = None if (draft is None or draft.lower() in ("none", "")) else resolve_draft(draft, target)
-    shares = bool(draft and draft.lower().startswith("self:"))
-    accept = resolve_acceptance(target, draft_spec, acceptance)
-    acc_curve = resolve_any_curve(curve)
-    dtype = canonical_dtype(dtype) if dtype else None
-    if budgets and any(b < 1 for b in budgets):
-        raise UserError("--lengths: every length budget must be at least 1 token")
-    shortest = min(budgets) if budgets else min(acc_curve.search_budgets())
+    if request.lengths and any(L < 1 for L in request.lengths):
+        raise UserError("--lengths: every length L must be at least 1 token")
+    if request.length_scale <= 0:
+        raise UserError(f"length scale {request.length_scale}: must be positive")
+
+
+def _workload(request: PlanRequest, prompt_tokens: int) -> Workload:
+    target = resolve_model(request.model)
+    no_draft = request.draft is None or request.draft.lower() in ("none", "")
+    draft = None if no_draft else resolve_draft(request.draft, target)
+    natural = None
+    if request.natural_lengths:
+        from lattts.traces.lengths import load_lengths
+
+        natural = load_lengths(request.natural_lengths)
+    return Workload(target=target, prompt_tokens=prompt_tokens, draft=draft,
+                    acceptance=resolve_acceptance(target, draft, request.acceptance),
+                    draft_shares_weights=not no_draft and request.draft.lower().startswith("self:"),
+                    natural_lengths=natural)
+
+
+def build_plan(request: PlanRequest, detection: Detection | None = None) -> Plan:
+    """Resolve every name in ``request``; ``detection`` (GPUs and CPU found) is looked up when not given."""
+    _check(request)
+    prompt_tokens = request.prompt_tokens or PROMPT_TOKENS_ASSUMED
+    work = _workload(request, prompt_tokens)
+    curve = resolve_any_curve(request.curve)
+    if request.length_scale != 1.0:
+        curve = ScaledCurve(curve, request.length_scale)
+    dtype = canonical_dtype(request.dtype) if request.dtype else None
+    shortest = min(request.lengths) if request.lengths else min(curve.search_lengths())
+    gamma_max = request.max_draft_len if work.draft else 0
 
     def need(profile: DeviceProfile) -> float:
-        return float(memory_required_bytes(target, 1, max_draft_len if draft_spec else 0, shortest, prompt_tokens,
-                                           dtype or profile.dtype, draft_spec, shares))
+        return float(memory_required_bytes(work, dtype or profile.dtype, 1, gamma_max, shortest))
 
-    choice: DeviceChoice = choose_profile(device, profile_file, dtype,
+    choice: DeviceChoice = choose_profile(request.device, request.profile_file, dtype,
                                           fits=lambda p: need(p) <= p.usable_memory_bytes, detection=detection)
-    what = f"{target.name}" + (f" + {draft_spec.name}" if draft_spec and not shares else "") + \
+    what = f"{work.target.name}" + (f" + {work.draft.name}" if work.draft and not work.draft_shares_weights else "") + \
            f" in {dtype or choice.profile.dtype}"
-    n_dev, dev_reason = choose_devices(devices, choice.profile, need(choice.profile), what)
-    branches = tuple(b for b in DEFAULT_BRANCHES if b <= max_branches) or (1,)
-    if max_branches not in branches and max_branches > branches[-1]:
-        branches = branches + (max_branches,)
-    problem = Problem(
-        target=target, profile=choice.profile, curve=acc_curve, prompt_tokens=prompt_tokens, draft=draft_spec,
-        acceptance=accept, draft_shares_weights=shares, dtype=dtype, devices=n_dev, branches=branches,
-        draft_lens=tuple(range(0, max_draft_len + 1)) if draft_spec else (0,), budgets=tuple(budgets or ()),
-        lengths=LengthDistribution.from_file(Path(natural_lengths)) if natural_lengths else None,
+    n_dev, dev_reason = choose_devices(request.devices, choice.profile, need(choice.profile), what)
+    problem = SearchProblem(
+        workload=work, deployment=Deployment.on(choice.profile, dtype, n_dev), curve=curve,
+        branches=branch_grid(request.max_branches), draft_lens=tuple(range(0, gamma_max + 1)),
+        lengths=tuple(request.lengths),
     )
-    return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason,
-                prompt_tokens_source="--prompt-tokens (given by the user)" if prompt_tokens_given
-                else PROMPT_TOKENS_DEFAULT_SOURCE)
+    source = PROMPT_TOKENS_ASSUMPTION if request.prompt_tokens is None else "--prompt-tokens (given by the user)"
+    return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason, prompt_tokens_source=source)
 
 
 def prediction_json(plan: Plan, prediction: Prediction) -> dict:
     """The JSON contract of `lattts predict --json`."""
     p = plan.problem
+    work, deploy = p.workload, p.deployment
 
     def point(x):
         return x.to_json() if x is not None else None
 
     return {
         "budget_s": prediction.budget_s,
-        "device": {"name": p.profile.name, "source": p.profile.source, "kind": p.profile.kind,
-                   "reason": plan.device_reason, "devices": p.devices, "devices_reason": plan.devices_reason},
-        "model": p.target.name,
-        "draft": p.draft.name if p.draft else None,
-        "acceptance": ({"alpha": p.acceptance.alpha, "source": p.acceptance.source,
-                        "measured_positions": len(p.acceptance.conditional),
-                        "extrapolated": p.acceptance.extrapolates(max(p.draft_lens))} if p.acceptance else None),
+        "device": {"name": deploy.profile.name, "source": deploy.profile.source, "kind": deploy.profile.kind,
+                   "reason": plan.device_reason, "devices": deploy.devices, "devices_reason": plan.devices_reason},
+        "model": work.target.name,
+        "draft": work.draft.name if work.draft else None,
+        "acceptance": ({"alpha": work.acceptance.alpha, "source": work.acceptance.source,
+                        "measured_positions": len(work.acceptance.conditional),
+                        "extrapolated": work.acceptance.extrapolates(max(p.draft_lens))} if work.acceptance else None),
         "curve": {"name": p.curve.name, "source": p.curve.source, "kind": p.curve.kind},
-        "prompt_tokens": p.prompt_tokens,
+        "prompt_tokens": work.prompt_tokens,
         "prompt_tokens_source": plan.prompt_tokens_source,
-        "lengths": p.lengths.source if p.lengths else "budget forcing: every branch runs to L",
-        "dtype": p.weight_dtype,
+        "lengths": work.natural_lengths.source if work.natural_lengths else "budget forcing: every branch runs to L",
+        "dtype": deploy.dtype,
         "best": point(prediction.best),
         "baselines": {k: point(v) for k, v in prediction.baselines.items()},
         "frontier": [point(x) for x in prediction.frontier],

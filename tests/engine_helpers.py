@@ -23,3 +23,11 @@ def tiny_model(seed=0, std_scale=1.0, std=0.3, **kw) -> Transformer:
         with torch.no_grad():
             model.head.mul_(std_scale)
     return model.pack()
+
+
+def gen(target: Transformer, prompt, draft=None, **fields):
+    """``engine.generate`` on a request built from keyword fields (the request's own names)."""
+    from lattts.backend import GenerationRequest
+    from lattts.engine.generate import generate
+
+    return generate(target, GenerationRequest.of(prompt, **fields), draft)

@@ -38,7 +38,7 @@ def test_accuracy_json_contract_on_the_qwen_traces():
     res = run("accuracy", "--traces", QWEN, "--branches", "1,2,4,8,16", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["problems"] == 100 and out["samples_per_problem"] == {"min": 8, "max": 8} and out["budgets"] is None
+    assert out["problems"] == 100 and out["samples_per_problem"] == {"min": 8, "max": 8} and out["lengths"] is None
     curve = {p["branches"]: p for p in out["curve"]}
     assert set(curve) == {1, 2, 4, 8, 16}
     for p in out["curve"]:
@@ -56,20 +56,20 @@ def test_accuracy_reads_raw_files_and_truncates_single_budget_ones(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["format"] == "qwen-eval" and out["problems"] == 3 and out["tokens"]["approximate"]
-    res = run("accuracy", "--traces", SKY_RAW, "--json", "--branches", "1", "--budgets", "256,1024,4096")
+    res = run("accuracy", "--traces", SKY_RAW, "--json", "--branches", "1", "--lengths", "256,1024,4096")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["truncated"] and out["budgets"] == [256, 1024, 4096]
+    assert out["truncated"] and out["lengths"] == [256, 1024, 4096]
     acc = [p["accuracy"] for p in out["curve"]]
     assert [p["max_tokens"] for p in out["curve"]] == [256, 1024, 4096] and acc == sorted(acc)
 
 
 def test_accuracy_multi_budget_table_and_html(tmp_path):
     path = multi_budget_traces(tmp_path / "t.jsonl")
-    res = run("accuracy", "--traces", path, "--budgets", "512,1024,1448,4096", "--branches", "1,3,16",
+    res = run("accuracy", "--traces", path, "--lengths", "512,1024,1448,4096", "--branches", "1,3,16",
               "--html", tmp_path / "a.html")
     assert res.exit_code == 0, res.output
-    for text in ("interpolated", "extrapolated", "outside measured budgets", "pass@k", "95% CI"):
+    for text in ("interpolated", "extrapolated", "outside measured lengths", "pass@k", "95% CI"):
         assert text in res.stdout
     assert (tmp_path / "a.html").stat().st_size > 100_000
 
@@ -80,7 +80,7 @@ def test_curves_lists_fitted_and_measured():
     rows = {r["name"]: r for r in json.loads(res.stdout)["curves"]}
     assert rows["s1.1-32b-math500-paper"]["kind"] == "fitted"
     qwen = rows["qwen2.5-math-math100-n8"]
-    assert qwen["kind"] == "measured" and qwen["branches"] == {"min": 1, "max": 8} and qwen["budgets"] is None
+    assert qwen["kind"] == "measured" and qwen["branches"] == {"min": 1, "max": 8} and qwen["lengths"] is None
     assert "QwenLM/Qwen2.5-Math@a45202b" in qwen["source"] and "MIT" in qwen["source"]
     res = run("curves")
     assert res.exit_code == 0 and "qwen2.5-math-math100-n8" in res.stdout
@@ -135,9 +135,9 @@ def test_acceptance_command_and_predict_with_measured_acceptance(tmp_path):
 def test_traces_convert_round_trip(tmp_path):
     res = run("traces", "convert", SKY_RAW, tmp_path / "out.parquet", "--truncate", "512,2048", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["budgets"] == [512, 2048]
+    assert json.loads(res.stdout)["lengths"] == [512, 2048]
     res = run("accuracy", "--traces", tmp_path / "out.parquet", "--branches", "1", "--json")
-    assert res.exit_code == 0 and json.loads(res.stdout)["budgets"] == [512, 2048]
+    assert res.exit_code == 0 and json.loads(res.stdout)["lengths"] == [512, 2048]
 
 
 def bad_files(tmp):

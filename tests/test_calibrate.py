@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import FakeNvml, nvml_error
 from lattts.calibrate import run
 from lattts.calibrate.fit import ShapeData, fit_profile, relative_errors
-from lattts.calibrate.grid import Point, cpu_grid
+from lattts.calibrate.grid import PassShape, cpu_grid
 from lattts.calibrate.machine import fit_limits
 from lattts.calibrate.measurements import Measurement, read
 from lattts.calibrate.sweep import OutOfMemory, run_sweep
@@ -26,6 +26,7 @@ from lattts.cli import app
 from lattts.engine.timing import median_seconds
 from lattts.errors import UserError
 from lattts.models.registry import resolve_model
+from lattts.simulator.deployment import Deployment
 from lattts.simulator.roofline import pass_time
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ class SyntheticRunner:
     def time_pass(self, point, repeats, warmup):
         if self.oom_above_rows and point.rows * (point.context + point.query) > self.oom_above_rows:
             raise OutOfMemory("CUDA out of memory (fake)")
-        t = float(pass_time(self.spec, self.profile, point.batch, point.query, point.context, point.logits))
+        t = float(pass_time(self.spec, Deployment.on(self.profile), point.batch, point.query, point.context, point.logit_positions))
         return list(t * np.exp(self.rng.normal(0, 0.02, repeats)))
 
 
@@ -66,8 +67,8 @@ def synthetic_data(noise=0.02, seed=0):
     for spec in SHAPES:
         rows = []
         for p in cpu_grid(quick=True):
-            t = float(pass_time(spec, truth(), p.batch, p.query, p.context, p.logits)) * math.exp(rng.normal(0, noise))
-            rows.append(Measurement(spec.name, p.batch, p.query, p.context, p.logits, t))
+            t = float(pass_time(spec, Deployment.on(truth()), p.batch, p.query, p.context, p.logit_positions)) * math.exp(rng.normal(0, noise))
+            rows.append(Measurement(spec.name, p.batch, p.query, p.context, p.logit_positions, t))
         out.append(ShapeData(spec, tuple(rows), "fp32"))
     return out
 
@@ -116,7 +117,7 @@ def test_median_seconds_reads_the_clock_around_each_timed_call_not_the_warmup():
 
 def test_sweep_records_out_of_memory_and_goes_on(tmp_path):
     path = tmp_path / "m.csv"
-    grid = [Point(1, 1, 64), Point(4, 1, 64), Point(64, 1, 512), Point(96, 1, 512), Point(2, 1, 64)]
+    grid = [PassShape(1, 1, 64), PassShape(4, 1, 64), PassShape(64, 1, 512), PassShape(96, 1, 512), PassShape(2, 1, 64)]
     report = run_sweep([SHAPES[0]], grid, path, lambda s: SyntheticRunner(s, oom_above_rows=10_000), repeats=3)
     rows = read(path)
     statuses = {(m.batch, m.context_len): m.status for m in rows}
@@ -140,7 +141,7 @@ def test_paired_anchor_divides_drift_out(tmp_path):
     run_sweep([SHAPES[0]], cpu_grid(quick=True), path, lambda s: Drifting(s), repeats=3)
     raw = [m for m in read(path) if m.status == "ok"]
     fixed, drift = drift_corrected(read(path))
-    truth_t = [float(pass_time(SHAPES[0], truth(), m.batch, m.query_len, m.context_len, m.logits)) for m in raw]
+    truth_t = [float(pass_time(SHAPES[0], Deployment.on(truth()), m.batch, m.query_len, m.context_len, m.logits)) for m in raw]
     raw_ratio = np.array([m.latency_s / t for m, t in zip(raw, truth_t)])
     fixed_ratio = np.array([m.latency_s / t for m, t in zip(fixed, truth_t)])
     assert drift["paired"]
@@ -171,7 +172,8 @@ def test_calibrate_pipeline_saves_a_profile_predict_finds(isolated_home):
 
     cpu = detect_cpu()
     tgt = replace(target(), key=cpu.key)
-    result = run.calibrate(tgt, SHAPES, "fp32", True, True, lambda s: SyntheticRunner(s), measure=None)
+    request = run.CalibrationRequest(target=tgt, shapes=tuple(SHAPES), dtype="fp32", quick=True)
+    result = run.calibrate(request, lambda s: SyntheticRunner(s), measure=None)
     saved = json.loads(result.profile_file.read_text())
     assert saved["schema"] == "lattts.profile/1" and saved["kind"] == "calibrated"
     prov = saved["provenance"]
@@ -194,7 +196,7 @@ def test_from_csv_round_trip(tmp_path):
     rng = np.random.default_rng(3)
     lines = ["batch,query_len,context_len,latency_s"]
     for p in cpu_grid(quick=False):
-        t = float(pass_time(spec, truth(), p.batch, p.query, p.context, p.logits)) * math.exp(rng.normal(0, 0.01))
+        t = float(pass_time(spec, Deployment.on(truth()), p.batch, p.query, p.context, p.logit_positions)) * math.exp(rng.normal(0, 0.01))
         lines.append(f"{p.batch},{p.query},{p.context},{t}")
     path.write_text("\n".join(lines) + "\n")
     out = tmp_path / "profile.json"
@@ -279,7 +281,7 @@ def test_interrupted_calibration_resumes_without_losing_or_repeating(isolated_ho
 
 
 def test_outside_pass_cost_fit_recovers_its_law():
-    from lattts.calibrate.sampling import RUNS, fit_overhead
+    from lattts.calibrate.outside_passes import RUNS, fit_overhead
 
     vocab = 49152
     runs = []
@@ -293,14 +295,14 @@ def test_outside_pass_cost_fit_recovers_its_law():
 
 
 def test_engine_overhead_probe_runs():
-    from lattts.calibrate.sampling import RUNS, time_engine_overhead
+    from lattts.calibrate.outside_passes import RUNS, time_engine_overhead
 
     runs = time_engine_overhead(1000)
     assert len(runs) == len(RUNS) and all(r["outside_s"] > 0 and r["rounds"] > 0 for r in runs)
 
 
 def test_sampling_time_follows_the_engine_schedule():
-    from lattts.simulator.generation import generation_latency, sampling_time
+    from lattts.simulator.generation import Workload, generation_latency, sampling_time
 
     prof = replace(truth(), sample_call_s=1e-3, sample_s_per_logit=1e-9)
     # plain decoding, B=4, L=10: 10 calls (first token + 9 steps) of 4 rows
@@ -308,6 +310,7 @@ def test_sampling_time_follows_the_engine_schedule():
     # speculative, gamma 3, 5 rounds: 1 + 5 * 5 calls; 4 * (1 + 5 * 8) rows
     assert float(sampling_time(prof, 1000, 4, 3, 5)) == pytest.approx(26 * 1e-3 + 4 * 41 * 1000 * 1e-9)
     spec = SHAPES[0]
-    with_sampling = generation_latency(spec, prof, 4, 0, 10, 16)
-    without = generation_latency(spec, replace(prof, sample_call_s=0.0, sample_s_per_logit=0.0), 4, 0, 10, 16)
+    with_sampling = generation_latency(Workload(spec, 16), Deployment.on(prof), 4, 0, 10)
+    without = generation_latency(Workload(spec, 16), Deployment.on(replace(prof, sample_call_s=0.0, sample_s_per_logit=0.0)),
+                                 4, 0, 10)
     assert float(with_sampling.total_s) - float(without.total_s) == pytest.approx(float(with_sampling.sampling_s))

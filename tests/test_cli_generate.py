@@ -50,7 +50,7 @@ def test_smollm2_self_speculation_is_lossless():
     (["--model", "/nonexistent/dir/config.json", "--prompt", "x"], "no config.json"),
     (["--model", "smollm2-135m", "--prompt", "x", "--draft-len", "3"], "needs a draft"),
     (["--model", "smollm2-135m", "--prompt", "x", "--draft", "qwen2.5-0.5b", "--draft-len", "2"], "vocabularies differ"),
-    (["--model", "smollm2-135m", "--prompt", "x", "--min-tokens", "9", "--max-tokens", "8"], "exceeds --max-tokens"),
+    (["--model", "smollm2-135m", "--prompt", "x", "--min-tokens", "9", "--max-tokens", "8"], "--min-tokens 9: exceeds the cap of 8"),
     (["--model", "smollm2-135m", "--prompt", "x " * 9000, "--raw"], "context"),
     (["--model", "smollm2-135m", "--prompt", "x", "--device", "cuda:0"], "no CUDA device"),
 ])

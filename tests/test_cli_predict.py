@@ -83,12 +83,18 @@ def test_budget_units_agree():
     assert a["best"] == b["best"]
 
 
-def test_predict_never_imports_torch_and_starts_fast():
-    code = ("import sys, time; t = time.time(); from lattts.cli import app; from typer.testing import CliRunner; "
+HEAVY = ("torch", "pandas", "scipy", "plotly", "transformers", "gguf", "pyarrow")
+
+
+def test_predict_imports_none_of_the_heavy_libraries():
+    # what keeps `lattts predict` fast to start (its cold-start time is measured in benchmarks/bench_predict.py,
+    # not asserted here: this CPU drifts)
+    code = ("import sys; from lattts.cli import app; from typer.testing import CliRunner; "
             "r = CliRunner().invoke(app, ['predict', '--budget', '60s', '--json']); assert r.exit_code == 0, r.output; "
-            "assert 'torch' not in sys.modules, 'torch imported'; print(time.time() - t)")
+            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [], f"imported: {out.stdout}"
 
 
 def test_hardware_json_lists_table_and_detection():
@@ -107,7 +113,8 @@ def test_models_and_roofline(tmp_path):
     out = json.loads(res.stdout)
     rows = out["rows"]
     assert rows[0]["bound"] == "memory" and rows[-1]["groups"]["linear"]["bound"] == "compute"
-    assert 128 <= out["linear_compute_bound_from_batch"] <= 512  # ridge ~262 rows (NOTES s2, with efficiencies)
+    # datasheet ridge 989 TFLOP/s / 3.35 TB/s ~ 295 FLOP/byte, x 0.8 / 0.9 efficiencies ~ 262 rows
+    assert 128 <= out["linear_compute_bound_from_batch"] <= 512
     assert (tmp_path / "r.html").exists()
     # the printed ridge in sequences agrees with the first compute-bound batch, in bf16 and in fp32
     for dtype in ("bf16", "fp32"):

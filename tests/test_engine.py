@@ -5,9 +5,9 @@ per-branch randomness and budget forcing, on tiny random models."""
 import pytest
 import torch
 
-from engine_helpers import tiny_model, tiny_spec
+from engine_helpers import gen, tiny_model, tiny_spec
 from lattts.engine.cache import KVCache
-from lattts.engine.generate import Draft, generate
+from lattts.engine.generate import Draft
 from lattts.engine.model import Transformer
 from lattts.engine.sampling import accept_drafts
 from lattts.engine.weights import load_state_dict
@@ -76,8 +76,8 @@ PROMPT = [1, 2, 3, 4, 5, 6]
 def test_greedy_speculative_equals_greedy(gamma, drafter):
     target = tiny_model(seed=0)
     draft = Draft(target, 2) if drafter == "self" else Draft(tiny_model(seed=7, layers=2))
-    plain = generate(target, PROMPT, max_tokens=40, temperature=0)
-    spec = generate(target, PROMPT, max_tokens=40, temperature=0, draft=draft, draft_len=gamma)
+    plain = gen(target, PROMPT, max_tokens=40, temperature=0)
+    spec = gen(target, PROMPT, max_tokens=40, temperature=0, draft=draft, draft_len=gamma)
     assert spec.outputs[0].tokens == plain.outputs[0].tokens
     hist = spec.accepted_histogram
     assert len(hist) == gamma + 1 and sum(hist) == spec.rounds
@@ -87,17 +87,17 @@ def test_greedy_speculative_equals_greedy(gamma, drafter):
 def test_branches_with_different_acceptance_keep_independent_caches():
     target = tiny_model(seed=0)
     prompts = [[1, 2, 3], [9, 8, 7, 6, 5], [42], [100, 101, 102, 103]]
-    batched = generate(target, prompts, branches=4, max_tokens=25, temperature=0, draft=Draft(target, 1), draft_len=3)
+    batched = gen(target, prompts, branches=4, max_tokens=25, temperature=0, draft=Draft(target, 1), draft_len=3)
     for b, p in enumerate(prompts):
-        alone = generate(target, p, max_tokens=25, temperature=0)
+        alone = gen(target, p, max_tokens=25, temperature=0)
         assert batched.outputs[b].tokens == alone.outputs[0].tokens
 
 
 def test_branch_i_equals_a_one_branch_run_seeded_for_it():
     target = tiny_model(seed=3)
-    batch = generate(target, PROMPT, branches=4, max_tokens=20, temperature=1.0, seed=100)
+    batch = gen(target, PROMPT, branches=4, max_tokens=20, temperature=1.0, seed=100)
     for i in range(4):
-        alone = generate(target, PROMPT, branches=1, max_tokens=20, temperature=1.0, seed=100 + i)
+        alone = gen(target, PROMPT, branches=1, max_tokens=20, temperature=1.0, seed=100 + i)
         assert batch.outputs[i].tokens == alone.outputs[0].tokens
     assert len({o.tokens for o in batch.outputs}) > 1  # branches really differ
 
@@ -124,7 +124,7 @@ def test_sampled_speculative_decoding_matches_target_distribution():
     target = tiny_model(seed=2, vocab=16, std_scale=0.3)
     draft = Draft(tiny_model(seed=9, vocab=16, layers=1, std_scale=0.3))
     n = 3000
-    spec = generate(target, PROMPT[:3], branches=n, max_tokens=3, temperature=1.0, seed=0, draft=draft, draft_len=2)
+    spec = gen(target, PROMPT[:3], branches=n, max_tokens=3, temperature=1.0, seed=0, draft=draft, draft_len=2)
     with torch.inference_mode():
         cache = target.new_cache(1, 16)
         p1 = torch.softmax(target(torch.tensor([PROMPT[:3]]), cache, "last")[0, 0], -1)
@@ -153,10 +153,10 @@ def make_token_zero_likely(model, strength):
 def test_budget_forcing_gives_exactly_l_tokens():
     target = tiny_model(seed=4, vocab=32)
     make_token_zero_likely(target, 1.0)
-    free = generate(target, PROMPT, branches=4, max_tokens=30, temperature=1.0, stop_ids=(0,))
+    free = gen(target, PROMPT, branches=4, max_tokens=30, temperature=1.0, stop_ids=(0,))
     assert all(o.finished and len(o.tokens) < 30 for o in free.outputs)
     for draft, gamma in ((None, 0), (Draft(target, 2), 3)):
-        forced = generate(target, PROMPT, branches=4, max_tokens=30, min_tokens=30, temperature=1.0,
+        forced = gen(target, PROMPT, branches=4, max_tokens=30, min_tokens=30, temperature=1.0,
                           stop_ids=(0,), draft=draft, draft_len=gamma)
         for o in forced.outputs:
             assert len(o.tokens) == 30 and 0 not in o.tokens and not o.finished
@@ -165,7 +165,7 @@ def test_budget_forcing_gives_exactly_l_tokens():
 def test_continuation_replaces_early_stops():
     target = tiny_model(seed=4, vocab=32)
     make_token_zero_likely(target, 3.0)
-    out = generate(target, PROMPT, max_tokens=12, min_tokens=12, temperature=1.0, stop_ids=(0,), continuation=[7, 8])
+    out = gen(target, PROMPT, max_tokens=12, min_tokens=12, temperature=1.0, stop_ids=(0,), continuation=[7, 8])
     tokens = out.outputs[0].tokens
     pairs = list(zip(tokens, tokens[1:]))
     assert len(tokens) == 12 and 0 not in tokens and (7, 8) in pairs
@@ -173,7 +173,7 @@ def test_continuation_replaces_early_stops():
 
 def test_timings_record_every_pass_with_its_shape():
     target = tiny_model(seed=0)
-    res = generate(target, PROMPT, branches=3, max_tokens=10, temperature=0, draft=Draft(target, 1), draft_len=2)
+    res = gen(target, PROMPT, branches=3, max_tokens=10, temperature=0, draft=Draft(target, 1), draft_len=2)
     phases = [(p.model, p.phase) for p in res.passes]
     assert phases[:2] == [("target", "prefill"), ("draft", "prefill")]
     verify = [p for p in res.passes if p.phase == "verify"]
@@ -187,16 +187,16 @@ def test_timings_record_every_pass_with_its_shape():
 
 
 @pytest.mark.parametrize("kwargs,text", [
-    (dict(max_tokens=5, min_tokens=6), "exceeds --max-tokens"),
+    (dict(max_tokens=5, min_tokens=6), "min_tokens 6: exceeds the cap of 5"),
     (dict(draft_len=3), "needs a draft model"),
     (dict(max_tokens=5000), "context"),
     (dict(branches=0), "at least one branch"),
 ])
 def test_requests_the_engine_cannot_run(kwargs, text):
     with pytest.raises(UserError, match=text):
-        generate(tiny_model(), PROMPT, **kwargs)
+        gen(tiny_model(), PROMPT, **kwargs)
 
 
 def test_draft_with_other_vocabulary_is_refused():
     with pytest.raises(UserError, match="vocabularies differ"):
-        generate(tiny_model(), PROMPT, draft=Draft(tiny_model(vocab=128)), draft_len=2)
+        gen(tiny_model(), PROMPT, draft=Draft(tiny_model(vocab=128)), draft_len=2)

@@ -3,53 +3,59 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from dataclasses import replace
+
 from lattts.hardware.devices import find_device
+from lattts.hardware.profiles import datasheet_profile
 from lattts.models import resolve_model
-from lattts.simulator.generation import generation_latency, memory_required_bytes, sum_passes
-from lattts.simulator.profile import datasheet_profile
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import PassSeries, Workload, generation_latency, memory_required_bytes, sum_passes
 from lattts.simulator.roofline import pass_time
 from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds
 
-H100 = datasheet_profile(find_device("h100-sxm"))
+H100 = Deployment.on(datasheet_profile(find_device("h100-sxm")))
 S32, S7 = resolve_model("s1.1-32B"), resolve_model("s1.1-7B")
+
+
+def on(profile_changes: dict) -> Deployment:
+    """H100 with some profile fields changed."""
+    return replace(H100, profile=replace(H100.profile, **profile_changes))
 
 
 @settings(max_examples=60, deadline=None)
 @given(b=st.integers(1, 1024), q=st.integers(1, 9), s0=st.integers(0, 4000), n=st.integers(0, 300),
        ds=st.sampled_from([1.0, 2.5, 4.0]))
 def test_sum_passes_equals_loop(b, q, s0, n, ds):
-    closed = float(sum_passes(S32, H100, b, q, s0, ds, n))
+    closed = float(sum_passes(S32, H100, PassSeries(b, q, s0, ds, n)))
     loop = sum(float(pass_time(S32, H100, b, q, s0 + i * ds)) for i in range(n))
     assert closed == pytest.approx(loop, rel=1e-9, abs=1e-12)
 
 
 def test_sum_passes_across_the_attention_regime_change():
     # a low attention FLOP rate makes attention turn compute-bound as the context grows: one crossing point
-    from dataclasses import replace
-
     from lattts.simulator.roofline import forward_pass
 
-    prof = replace(H100, attn_flops_per_s=4e13)  # attention ridge ~13 FLOP/byte; GQA 5 x q 4 -> up to 20
+    prof = on({"attn_flops_per_s": 4e13})  # attention ridge ~13 FLOP/byte; GQA 5 x q 4 -> up to 20
     assert forward_pass(S32, prof, 64, 4, 10).group("attention").bound == "memory"
     assert forward_pass(S32, prof, 64, 4, 10 + 7 * 499).group("attention").bound == "compute"
-    closed = float(sum_passes(S32, prof, 64, 4, 10, 7.0, 500))
+    closed = float(sum_passes(S32, prof, PassSeries(64, 4, 10, 7.0, 500)))
     loop = sum(float(pass_time(S32, prof, 64, 4, 10 + 7.0 * i)) for i in range(500))
     assert closed == pytest.approx(loop, rel=1e-9)
 
 
 def test_plain_decoding_is_prefill_plus_l_minus_one_steps():
     P, L, B = 100, 64, 8
-    lat = generation_latency(S32, H100, B, 0, L, P)
+    lat = generation_latency(Workload(S32, P), H100, B, 0, L)
     prefill = float(pass_time(S32, H100, 1, P, 0, 1))
     steps = sum(float(pass_time(S32, H100, B, 1, P + i, 1)) for i in range(L - 1))
-    fork = 2 * (B - 1) * P * S32.kv_bytes_per_token("bf16") / H100.kv_bw_bytes_per_s
+    fork = 2 * (B - 1) * P * S32.kv_bytes_per_token("bf16") / H100.profile.kv_bw_bytes_per_s
     assert lat.total_s[()] == pytest.approx(prefill + fork + steps, rel=1e-9)
 
 
 def test_speculative_schedule_matches_explicit_rounds():
     P, L, B, gamma = 100, 200, 4, 3
     acc = AcceptanceModel.iid(0.8, "t")
-    lat = generation_latency(S32, H100, B, gamma, L, P, S7, acc)
+    lat = generation_latency(Workload(S32, P, S7, acc), H100, B, gamma, L)
     rounds = expected_max_rounds(acc, gamma, L - 1, B)
     mu = acc.tokens_per_round(gamma)
     assert lat.rounds[()] == pytest.approx(rounds)
@@ -70,24 +76,22 @@ def test_speculative_schedule_matches_explicit_rounds():
 @given(b=st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128]), g=st.integers(0, 8), L=st.integers(2, 8192))
 def test_latency_never_decreases_with_l_or_b(b, g, L):
     acc = AcceptanceModel.iid(0.831, "paper")
-    lat = generation_latency(S32, H100, [b, b, 2 * b], [g, g, g], [L, L + 1, L], 128, S7, acc).total_s
+    lat = generation_latency(Workload(S32, 128, S7, acc), H100, [b, b, 2 * b], [g, g, g], [L, L + 1, L]).total_s
     assert lat[1] >= lat[0] - 1e-12
     assert lat[2] >= lat[0] - 1e-12
 
 
 def test_memory_counts_weights_and_kv():
-    mem = memory_required_bytes(S32, 16, 5, 1024, 128, "bf16", S7)
+    mem = memory_required_bytes(Workload(S32, 128, S7), "bf16", 16, 5, 1024)
     kv = 16 * (128 + 1024 + 5 + 1) * (S32.kv_bytes_per_token() + S7.kv_bytes_per_token())
     assert float(mem) == S32.weight_bytes() + S7.weight_bytes() + kv
-    shared = memory_required_bytes(S32, 1, 5, 1024, 128, "bf16", S32.first_layers(8), draft_shares_weights=True)
+    shared = memory_required_bytes(Workload(S32, 128, S32.first_layers(8), draft_shares_weights=True), "bf16", 1, 5, 1024)
     assert float(shared) < S32.weight_bytes() * 1.01
 
 
 @pytest.mark.parametrize("p,rel", [(1.0, 1e-9), (2.0, 2e-3), (8.0, 2e-3)])
 def test_sum_passes_for_calibrated_knees(p, rel):
-    from dataclasses import replace
-
-    prof = replace(H100, knee_sharpness=p, attn_flops_per_s=4e13)
-    closed = float(sum_passes(S32, prof, 64, 4, 10, 7.0, 500))
+    prof = on({"knee_sharpness": p, "attn_flops_per_s": 4e13})
+    closed = float(sum_passes(S32, prof, PassSeries(64, 4, 10, 7.0, 500)))
     loop = sum(float(pass_time(S32, prof, 64, 4, 10 + 7.0 * i)) for i in range(500))
     assert closed == pytest.approx(loop, rel=rel)

@@ -7,6 +7,7 @@ import pytest
 
 from lattts.errors import UserError
 from lattts.simulator.lengths import LengthDistribution
+from lattts.traces.lengths import load_lengths
 
 
 def test_expected_longest_matches_monte_carlo():
@@ -27,23 +28,23 @@ def test_all_long_samples_equal_budget_forcing():
 def test_file_formats(tmp_path):
     a = tmp_path / "a.txt"
     a.write_text("10\n20\n\n30\n")
-    assert LengthDistribution.from_file(a).samples == (10, 20, 30)
+    assert load_lengths(a).samples == (10, 20, 30)
     b = tmp_path / "b.jsonl"
     b.write_text("\n".join(json.dumps({"problem_id": i, "tokens": 100 * i}) for i in range(1, 4)))
-    assert LengthDistribution.from_file(b).samples == (100, 200, 300)
+    assert load_lengths(b).samples == (100, 200, 300)
     c = tmp_path / "c.txt"
     c.write_text("10\nabc\n")
     with pytest.raises(UserError, match="c.txt:2"):
-        LengthDistribution.from_file(c)
+        load_lengths(c)
     pd = pytest.importorskip("pandas")
     d = tmp_path / "d.parquet"
     pd.DataFrame([{"problem_id": "p", "sample_id": i, "answer": "1", "correct": True, "tokens": 50 * i}
                   for i in range(1, 4)]).to_parquet(d)
-    assert LengthDistribution.from_file(d).samples == (50, 100, 150)
+    assert load_lengths(d).samples == (50, 100, 150)
     e = tmp_path / "e.bin"
     e.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(UserError, match="not a text file"):
-        LengthDistribution.from_file(e)
+        load_lengths(e)
 
 
 def test_natural_lengths_shorten_predictions(tmp_path):

@@ -3,7 +3,6 @@ engine's per-branch acceptance record, and SmolLM2 end to end (valid traces, res
 duplicated or lost rows, self-drafted acceptance), plus bad input. No test asserts a time."""
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from lattts.errors import UserError
 from lattts.traces import journal
 from lattts.traces.answers import extract_boxed, grade, merge_equivalent, normalise_answer
 from lattts.traces.benchmark import load_benchmark
-from lattts.traces.measure import MeasureConfig, call_seed, summarise
+from lattts.traces.measure import MeasureConfig, call_seed, summarise_lengths
 from lattts.traces.readers import load_traces
 
 runner = CliRunner()
@@ -137,25 +136,28 @@ def test_batch_seeds_are_stable_and_distinct():
 
 def test_summary_counts_each_call_once():
     rows = fake_rows("a", 16, "r") + [dict(r, correct=False, answer="2", latency_s=1.5) for r in fake_rows("b", 16, "r")]
-    (s,) = summarise(rows)
+    (s,) = summarise_lengths(rows)
     assert (s.problems, s.samples, s.accuracy, s.latency_s, s.alpha) == (2, 4, 0.5, 1.0, None)
 
 
 # --- the engine's per-branch record ----------------------------------------------------------------
 
-def test_per_branch_acceptance_adds_up_to_the_histogram():
-    from engine_helpers import tiny_model
-    from lattts.engine.generate import Draft, generate
+def test_each_branch_records_the_rounds_that_made_its_tokens():
+    from engine_helpers import gen, tiny_model
+    from lattts.engine.generate import Draft
 
     target = tiny_model(seed=0)
-    res = generate(target, [1, 2, 3, 4], branches=3, max_tokens=24, min_tokens=24, temperature=1.0, seed=3,
-                   draft=Draft(target, 2), draft_len=3)
+    res = gen(target, [1, 2, 3, 4], draft=Draft(target, 2), branches=3, max_tokens=24, min_tokens=24,
+              temperature=1.0, seed=3, draft_len=3)
     assert len(res.accepted_per_branch) == 3
-    pooled = Counter(a for rounds in res.accepted_per_branch for a in rounds)
-    assert [pooled[a] for a in range(4)] == res.accepted_histogram
-    for rounds in res.accepted_per_branch:  # the prefill gives the first token, each round accepted + 1
-        assert 1 + sum(a + 1 for a in rounds) >= 24
-    assert generate(target, [1, 2, 3], max_tokens=4).accepted_per_branch is None
+    for out, rounds in zip(res.outputs, res.accepted_per_branch):
+        # the prefill gives the first token and each round accepted + 1: its last round was needed
+        assert len(out.tokens) == 24
+        assert 1 + sum(a + 1 for a in rounds[:-1]) < 24 <= 1 + sum(a + 1 for a in rounds)
+    # lock-step: the batch ran as many verify passes as its slowest branch had rounds
+    verify = [p for p in res.passes if p.phase == "verify"]
+    assert len(verify) == res.rounds == max(len(r) for r in res.accepted_per_branch)
+    assert gen(target, [1, 2, 3], max_tokens=4).accepted_per_branch is None
 
 
 # --- SmolLM2 end to end ----------------------------------------------------------------------------
@@ -181,19 +183,19 @@ def keys(path):
 
 def test_smollm2_measures_resumes_and_never_duplicates(smollm2, tmp_path):
     out = tmp_path / "traces.jsonl"
-    args = ["measure", "--model", "smollm2-135m", "--benchmark", str(MATH3), "--samples", "2", "--budgets", "16,32",
+    args = ["measure", "--model", "smollm2-135m", "--benchmark", str(MATH3), "--samples", "2", "--lengths", "16,32",
             "--temperature", "0.8", "--seed", "7", "--out", str(out)]
     first = cli(*args, "--limit", "1")
     assert first.exit_code == 0, first.output
     assert "accuracy (B=1)" in first.output
     after_one = lines_of(out)
-    assert len(after_one) == 4  # 1 problem x 2 budgets x 2 samples
+    assert len(after_one) == 4  # 1 problem x 2 lengths x 2 samples
 
     res = cli(*args, "--limit", "3", "--json")
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["batches"] == {"measured": 4, "already_in_file": 2} and summary["rows"] == 12
-    assert [b["max_tokens"] for b in summary["per_budget"]] == [16, 32]
+    assert [b["max_tokens"] for b in summary["per_length"]] == [16, 32]
     assert lines_of(out)[:4] == after_one  # the first problem's rows untouched
     assert sorted(keys(out)) == sorted({(p, L, s) for p in {k[0] for k in keys(out)} for L in (16, 32) for s in (0, 1)})
     assert len(set(keys(out))) == 12
@@ -203,7 +205,7 @@ def test_smollm2_measures_resumes_and_never_duplicates(smollm2, tmp_path):
     assert all(isinstance(r["finished"], bool) and (r["answer"] is not None or not r["correct"]) for r in rows)
     assert all("accepted_per_round" not in r for r in rows)
     traces = load_traces(out)
-    assert traces.budgets == (16, 32) and len(traces.rows) == 12
+    assert traces.lengths == (16, 32) and len(traces.rows) == 12
     acc = cli("accuracy", "--traces", str(out), "--branches", "1,2", "--json")
     assert acc.exit_code == 0, acc.output
     assert json.loads(acc.stdout)["problems"] == 3
@@ -233,11 +235,11 @@ def test_smollm2_measures_resumes_and_never_duplicates(smollm2, tmp_path):
 
 def test_smollm2_self_draft_records_acceptance(smollm2, tmp_path):
     out = tmp_path / "spec.jsonl"
-    res = cli("measure", "--model", "smollm2-135m", "--benchmark", str(MATH3), "--samples", "2", "--budgets", "16",
+    res = cli("measure", "--model", "smollm2-135m", "--benchmark", str(MATH3), "--samples", "2", "--lengths", "16",
               "--limit", "1", "--draft", "self:15", "--draft-len", "3", "--temperature", "0.8", "--seed", "1",
               "--out", str(out), "--json")
     assert res.exit_code == 0, res.output
-    alpha = json.loads(res.stdout)["per_budget"][0]["alpha"]
+    alpha = json.loads(res.stdout)["per_length"][0]["alpha"]
     assert 0 <= alpha <= 1
     rows = [json.loads(line) for line in lines_of(out)]
     assert len(rows) == 2
@@ -251,7 +253,7 @@ def test_smollm2_self_draft_records_acceptance(smollm2, tmp_path):
     pred = cli("predict", "--acceptance", str(out), "--budget", "60s", "--json")
     assert pred.exit_code == 0, pred.output
     assert "measured" in json.loads(pred.stdout)["acceptance"]["source"]
-    assert load_traces(out).budgets == (16,)
+    assert load_traces(out).lengths == (16,)
 
 
 # --- bad input -------------------------------------------------------------------------------------
@@ -261,13 +263,13 @@ def test_bad_input_is_one_line_with_exit_code_2(tmp_path):
     no_answer.write_text('{"problem": "p", "answer": "1"}\n{"problem": "q"}\n')
     base = ["measure", "--model", "smollm2-135m", "--out", str(tmp_path / "o.jsonl")]
     cases = [
-        (["--benchmark", str(tmp_path / "none.jsonl"), "--samples", "2", "--budgets", "16"], "does not exist"),
-        (["--benchmark", str(no_answer), "--samples", "2", "--budgets", "16"], "bench.jsonl:2: missing field 'answer'"),
-        (["--benchmark", str(MATH3), "--samples", "0", "--budgets", "16"], "--samples 0"),
-        (["--benchmark", str(MATH3), "--samples", "2", "--budgets", "16,x"], "'x' is not an integer"),
-        (["--benchmark", str(MATH3), "--samples", "2", "--budgets", "16,-4"], "--budgets"),
-        (["--benchmark", str(MATH3), "--samples", "2", "--budgets", "16", "--draft-len", "3"], "needs a draft"),
-        (["--benchmark", str(MATH3), "--samples", "2", "--budgets", "16", "--draft", "self:4"], "needs --draft-len"),
+        (["--benchmark", str(tmp_path / "none.jsonl"), "--samples", "2", "--lengths", "16"], "does not exist"),
+        (["--benchmark", str(no_answer), "--samples", "2", "--lengths", "16"], "bench.jsonl:2: missing field 'answer'"),
+        (["--benchmark", str(MATH3), "--samples", "0", "--lengths", "16"], "--samples 0"),
+        (["--benchmark", str(MATH3), "--samples", "2", "--lengths", "16,x"], "'x' is not an integer"),
+        (["--benchmark", str(MATH3), "--samples", "2", "--lengths", "16,-4"], "--lengths"),
+        (["--benchmark", str(MATH3), "--samples", "2", "--lengths", "16", "--draft-len", "3"], "needs a draft"),
+        (["--benchmark", str(MATH3), "--samples", "2", "--lengths", "16", "--draft", "self:4"], "needs --draft-len"),
     ]
     for args, text in cases:
         res = cli(*base, *args)

@@ -65,9 +65,13 @@ def test_32b_shape_is_near_its_published_size():
     assert spec.kv_bytes_per_token("bf16") == 2 * 64 * 8 * 128 * 2
 
 
-@pytest.mark.parametrize("name", ["S1.1-32B", "qwq-32b", "Qwen/QwQ-32B", "smollm2", "LLAMA-3.1-8B"])
-def test_names_resolve_case_insensitively(name):
-    assert resolve_model(name).n_params > 0
+@pytest.mark.parametrize("name,canonical", [("S1.1-32B", "s1.1-32B"), ("qwq-32b", "QwQ-32B"), ("Qwen/QwQ-32B", "QwQ-32B"),
+                                            ("smollm2", "SmolLM2-135M-Instruct"), ("LLAMA-3.1-8B", "Llama-3.1-8B-Instruct")])
+def test_names_resolve_case_insensitively(name, canonical):
+    spec = resolve_model(name)
+    assert spec.name == canonical
+    entry = next(e for e in catalog() if e.name == canonical)
+    assert spec.n_params == pytest.approx(entry.published_params, rel=0.03)  # each model card's count
 
 
 def test_config_path_resolves(tmp_path):

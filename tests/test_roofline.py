@@ -5,11 +5,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lattts.hardware.devices import find_device
+from lattts.hardware.profiles import datasheet_profile
 from lattts.models import resolve_model
-from lattts.simulator.profile import MATMUL_EFFICIENCY, BANDWIDTH_EFFICIENCY, datasheet_profile
+from lattts.simulator.deployment import Deployment
 from lattts.simulator.roofline import forward_pass, pass_time
 
-H100 = datasheet_profile(find_device("h100-sxm"))
+H100 = Deployment.on(datasheet_profile(find_device("h100-sxm")))
 S32 = resolve_model("s1.1-32B")
 
 
@@ -18,7 +19,7 @@ def test_decode_at_batch_one_is_memory_bound():
     assert cost.bound == "memory"
     assert cost.group("linear").bound == "memory"
     # weights dominate: the pass takes about weight bytes / effective bandwidth
-    weight_s = S32.weight_bytes("bf16") / H100.weight_bw_bytes_per_s
+    weight_s = S32.weight_bytes("bf16") / H100.profile.weight_bw_bytes_per_s
     assert cost.time_s == pytest.approx(weight_s, rel=0.1)
 
 
@@ -27,11 +28,12 @@ def test_large_batch_times_query_is_compute_bound():
     assert cost.group("linear").bound == "compute"
 
 
-def test_ridge_point_where_notes_put_it():
-    # NOTES s2: H100 SXM ridge ~ 989e12 / 3.35e12 ~ 295 FLOP/byte from datasheet peaks; lattts' default
-    # efficiencies (80% matmul, 90% bandwidth) move it to 295 * 0.8 / 0.9.
-    assert H100.ridge_flop_per_byte == pytest.approx(989.4 / 3.35 * MATMUL_EFFICIENCY / BANDWIDTH_EFFICIENCY, rel=1e-6)
-    ridge_rows = H100.ridge_flop_per_byte  # bf16 linear layers: intensity ~ rows FLOP/byte
+def test_linear_layers_turn_compute_bound_at_the_ridge():
+    # bf16 weights do 2 FLOP per byte per token row, so the linear layers' intensity is ~rows FLOP/byte
+    # and they turn compute-bound where rows cross the profile's ridge (H100 datasheet: 989 TFLOP/s over
+    # 3.35 TB/s ~ 295 FLOP/byte before efficiencies)
+    ridge_rows = H100.profile.ridge_flop_per_byte
+    assert 200 < ridge_rows < 400
     assert forward_pass(S32, H100, int(ridge_rows * 0.8), 1, 0).group("linear").bound == "memory"
     assert forward_pass(S32, H100, int(ridge_rows * 1.25), 1, 0).group("linear").bound == "compute"
 
@@ -41,18 +43,23 @@ def test_groups_sum_to_total_and_count_work():
     assert cost.time_s == pytest.approx(sum(g.time_s for g in cost.groups))
     n = 4 * 6
     assert cost.group("linear").flops == pytest.approx(2 * n * S32.linear_weights)
-    # attention FLOPs per NOTES s2: 4 * layers * heads * h * B * q * (s + (q+1)/2)
+    # causal attention FLOPs (QK^T and PV): 4 * layers * heads * h * B * q * (s + (q+1)/2)
     assert cost.group("attention").flops == pytest.approx(4 * 64 * 40 * 128 * 4 * 6 * (500 + 3.5))
 
 
 def test_tensor_parallel_halves_weight_time_and_adds_communication():
+    tp2 = Deployment.on(H100.profile, devices=2)
     one = forward_pass(S32, H100, 1, 1, 1024)
-    two = forward_pass(S32, H100, 1, 1, 1024, devices=2)
+    two = forward_pass(S32, tp2, 1, 1, 1024)
     assert two.group("linear").time_s == pytest.approx(one.group("linear").time_s / 2, rel=0.01)
-    assert two.group("comm").time_s > 0
+    assert one.time_s / 2 < two.time_s < one.time_s  # faster, but the all-reduces are not free
+    # two all-reduces per layer: at least their latency at B=1, and growing with the payload (B x d)
+    assert two.group("comm").time_s >= 2 * S32.n_layers * H100.profile.allreduce_latency_s
+    assert forward_pass(S32, tp2, 4096, 1, 1024).group("comm").time_s > 2 * two.group("comm").time_s
 
 
-PROFILES = [H100, datasheet_profile(find_device("rtx-4090")), datasheet_profile(find_device("a100-sxm-40gb"), "fp32")]
+PROFILES = [H100, Deployment.on(datasheet_profile(find_device("rtx-4090"))),
+            Deployment.on(datasheet_profile(find_device("a100-sxm-40gb"), "fp32"))]
 
 
 @settings(max_examples=150, deadline=None)

@@ -5,8 +5,9 @@ import pytest
 
 from lattts.hardware.devices import find_device
 from lattts.models import resolve_model
-from lattts.simulator.generation import generation_latency
-from lattts.simulator.profile import datasheet_profile
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import Workload, generation_latency
+from lattts.hardware.profiles import datasheet_profile
 from lattts.simulator.speculative import (
     EXACT_ROUNDS_MAX_TOKENS, AcceptanceModel, expected_max_rounds, expected_max_std_normal,
     expected_tokens_per_round, simulate_max_rounds,
@@ -14,7 +15,7 @@ from lattts.simulator.speculative import (
 
 
 def test_expected_tokens_per_round_matches_notes():
-    # NOTES s4: alpha 0.831, gamma 5 -> E[tau] ~ 3.97
+    # Leviathan et al. 2023, eq. 1: E[tau] = (1 - alpha^(gamma+1)) / (1 - alpha); paper pair alpha 0.831, gamma 5 -> ~3.97
     assert expected_tokens_per_round(0.831, 5) == pytest.approx(3.97, abs=0.005)
     assert AcceptanceModel.iid(0.831, "t").tokens_per_round(5) == pytest.approx(expected_tokens_per_round(0.831, 5))
     assert expected_tokens_per_round(0.5, 0) == 1.0
@@ -67,9 +68,9 @@ def test_sequence_wise_speedup_golden():
     # paper Table 1: sequence-wise (s1.1-7B draft) is 1.73x faster than baseline at every length for s1.1-32B
     # (96.2/55.5, 157.9/91.1, 280.6/161.9, 419.5/241.9); alpha 0.831 (Appendix A.2), gamma 5 (Appendix A.2, fig 9).
     target, draft = resolve_model("s1.1-32B"), resolve_model("s1.1-7B")
-    h100 = datasheet_profile(find_device("h100-sxm"))
+    h100 = Deployment.on(datasheet_profile(find_device("h100-sxm")))
     acc = AcceptanceModel.iid(0.831, "paper")
     for L in (1024, 2048, 4096, 8192):
-        lat = generation_latency(target, h100, [1, 1], [0, 5], [L, L], 128, draft, acc)
+        lat = generation_latency(Workload(target, 128, draft, acc), h100, [1, 1], [0, 5], [L, L])
         speedup = lat.total_s[0] / lat.total_s[1]
         assert speedup == pytest.approx(1.73, rel=0.20), (L, speedup)

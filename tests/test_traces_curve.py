@@ -23,8 +23,8 @@ def random_problems(n_problems, seed, samples=16):
     return out
 
 
-def sets(problems, budgets=None):
-    return AnswerSets(problems=tuple(str(i) for i in range(len(problems[0]))), budgets=budgets,
+def sets(problems, lengths=None):
+    return AnswerSets(problems=tuple(str(i) for i in range(len(problems[0]))), lengths=lengths,
                       counts=tuple(tuple(p) for p in problems))
 
 
@@ -60,7 +60,7 @@ def test_pass_at_k_bounds_majority_everywhere():
 
 def test_multi_budget_interpolates_in_log2_and_refuses_outside():
     short, long = random_problems(30, seed=4), random_problems(30, seed=5)
-    est = estimate(sets([short, long], budgets=(1024, 4096)), [1, 4])
+    est = estimate(sets([short, long], lengths=(1024, 4096)), [1, 4])
     points = {(p.max_tokens, p.branches): p for p in curve_points(est, [512, 1024, 2048, 4096, 8192], resamples=200)}
     for b in (1, 4):
         lo, hi, mid = points[(1024, b)], points[(4096, b)], points[(2048, b)]
@@ -82,17 +82,17 @@ def test_measured_curve_multi_budget(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     curve = MeasuredCurve.from_traces(load_traces(path))
-    assert curve.kind == "measured" and str(path) in curve.source and curve.budgets == (1024, 2048, 4096)
+    assert curve.kind == "measured" and str(path) in curve.source and curve.lengths == (1024, 2048, 4096)
     assert curve.accuracy(1, [1024, 2048, 4096]) == pytest.approx([0.5, 0.75, 1.0])
     assert curve.accuracy(1, 2 ** 11.5) == pytest.approx(0.875)  # halfway between 2048 and 4096 in log2
     assert np.isnan(curve.accuracy(1, 512)) and np.isnan(curve.accuracy(1, 8192))
     assert np.isnan(curve.accuracy(5, 2048))  # more branches than samples: not answered
-    assert curve.search_budgets(2) == [1024, 1448, 2048, 2896, 4096]
+    assert curve.search_lengths(2) == [1024, 1448, 2048, 2896, 4096]
 
 
 def test_measured_curve_single_budget_answers_from_its_longest_sample():
     curve = embedded_curve("qwen2.5-math-math100-n8")
-    assert curve.budgets is None and curve.full_tokens == curve.search_budgets()[0] > 1000
+    assert curve.lengths is None and curve.full_tokens == curve.search_lengths()[0] > 1000
     L = curve.full_tokens
     assert np.isnan(curve.accuracy(1, L - 1)) and curve.accuracy(1, L) == curve.accuracy(1, 10 * L) == pytest.approx(0.91)
     assert curve.accuracy(8, L) > curve.accuracy(1, L)
@@ -106,7 +106,7 @@ def test_single_budget_without_tokens_needs_lengths(tmp_path):
     curve = MeasuredCurve.from_traces(load_traces(path))
     assert curve.accuracy(1, 7) == pytest.approx(2 / 3) and curve.accuracy(3, 100000) == pytest.approx(1.0)
     with pytest.raises(UserError, match="--lengths"):
-        curve.search_budgets()
+        curve.search_lengths()
 
 
 def test_group_answers_from_real_traces():

@@ -29,7 +29,7 @@ def test_lattts_rows_round_trip_through_jsonl_and_parquet(tmp_path):
             row(1, 1, None, False, max_tokens=512, tokens=512, finished=False),
             row("p2", "a", "x", False, max_tokens=512)]
     traces = load_traces(write_rows(tmp_path / "t.jsonl", rows))
-    assert traces.format == "lattts" and traces.budgets == (512,)
+    assert traces.format == "lattts" and traces.lengths == (512,)
     assert traces.rows[0].problem_id == "1" and traces.rows[1].answer is None and traces.rows[2].tokens is None
     back = load_traces(write_traces(traces.rows, tmp_path / "t.parquet"))
     assert back.rows == traces.rows
@@ -63,10 +63,10 @@ def test_cross_row_checks(tmp_path):
     with pytest.raises(UserError, match="graded alike") as err:
         group_answers(load_traces(write_rows(tmp_path / "c.jsonl", [row(1, 0, "4", True), row(1, 1, "4", False)])))
     assert "c.jsonl:2" in str(err.value) and "c.jsonl:1" in str(err.value)
-    # the same answer may be graded differently at different budgets or for different problems
+    # the same answer may be graded differently at different lengths or for different problems
     ok = [row(1, 0, "4", True, max_tokens=8), row(1, 0, "4", False, max_tokens=16),
           row(2, 0, "4", False, max_tokens=8), row(2, 0, "5", False, max_tokens=16)]
-    assert group_answers(load_traces(write_rows(tmp_path / "d.jsonl", ok))).budgets == (8, 16)
+    assert group_answers(load_traces(write_rows(tmp_path / "d.jsonl", ok))).lengths == (8, 16)
     missing = ok + [row(3, 0, "1", True, max_tokens=8)]
     with pytest.raises(UserError, match="problem '3' has no samples at max_tokens 16"):
         group_answers(load_traces(write_rows(tmp_path / "e.jsonl", missing)))
@@ -87,7 +87,7 @@ def test_unknown_format_and_missing_file(tmp_path):
 
 def test_qwen_eval_reader_maps_each_sample():
     traces = load_traces(DATA / "qwen2.5-math_math100_n8.excerpt.jsonl")
-    assert traces.format == "qwen-eval" and traces.budgets is None and traces.tokens_approximate
+    assert traces.format == "qwen-eval" and traces.lengths is None and traces.tokens_approximate
     assert len(traces.rows) == 24 and {r.problem_id for r in traces.rows} == {"0", "6", "17"}
     raw = [json.loads(line) for line in (DATA / "qwen2.5-math_math100_n8.excerpt.jsonl").read_text().splitlines()]
     six = next(r for r in raw if r["idx"] == 6)
@@ -140,9 +140,9 @@ def test_truncation_is_monotone_in_L_and_refuses_what_it_cannot_know(tmp_path):
             rows.append(row(p, s, "right" if (p + s) % 3 else "wrong", bool((p + s) % 3), tokens=100 * (p + s + 1)))
     traces = load_traces(write_rows(tmp_path / "t.jsonl", rows))
     cut = truncate(traces, [128, 256, 512, 1024])
-    assert cut.budgets == (128, 256, 512, 1024) and "lower bound" in cut.note
-    per_budget = group_answers(cut).counts
-    correct = [sum(c.n_correct for c in counts) for counts in per_budget]
+    assert cut.lengths == (128, 256, 512, 1024) and "lower bound" in cut.note
+    per_length = group_answers(cut).counts
+    correct = [sum(c.n_correct for c in counts) for counts in per_length]
     assert correct == sorted(correct) and correct[-1] == sum(r["correct"] for r in rows)
     with pytest.raises(UserError, match="no 'tokens' count"):
         truncate(load_traces(write_rows(tmp_path / "u.jsonl", [row(1, 0, "4", True)])), [64])

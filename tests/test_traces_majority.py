@@ -139,4 +139,4 @@ def test_qwen_majority_equals_enumeration_of_every_subset():
     curve, problems = qwen_labels()
     for b in range(1, 9):
         brute = np.mean([brute_without_replacement(labels, correct, b) for labels, correct in problems])
-        assert float(curve.at_budgets(b)[0]) == pytest.approx(brute, abs=1e-12), b
+        assert float(curve.at_lengths(b)[0]) == pytest.approx(brute, abs=1e-12), b

@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lattts.cli import app
-from lattts.simulator.search import Point
+from lattts.simulator.search import Config, Point
 from lattts.validate.decision import Candidate, DecisionReport, measured_best, neighbours
-from lattts.validate.live import Config, culprit
+from lattts.validate.live import culprit
 
 TINY = "tests/data/tiny-llama/config.json"
 runner = CliRunner()
@@ -74,18 +74,71 @@ def test_decision_check_on_constructed_cases():
     assert measured_best([better_late], 10.0) is None
 
 
-def test_with_perfect_predictions_the_check_confirms_predicts_choice():
-    from lattts.plan import build_plan
+GOLDEN_PROFILE = "tests/data/golden/cpu-profile.json"
+
+
+def small_problem():
+    from lattts.hardware.profiles import load_profile
+    from lattts.models import resolve_model
+    from lattts.simulator.deployment import Deployment
+    from lattts.simulator.generation import Workload
+    from lattts.simulator.speculative import AcceptanceModel
+
+    spec = resolve_model("cpu-small")
+    work = Workload(spec, 16, spec.first_layers(4), AcceptanceModel.iid(0.5, "test"), draft_shares_weights=True)
+    return work, Deployment.on(load_profile(GOLDEN_PROFILE))
+
+
+class SlowerEngine:
+    """A fake backend: every run takes ``factor`` x what lattts predicts, all of it outside forward passes."""
+
+    name = "fake"
+    stop_ids = ()
+
+    def __init__(self, work, deploy, factor):
+        self.work, self.deploy, self.factor = work, deploy, factor
+
+    def generate(self, request, probe=None):
+        from lattts.backend import BranchOutput, GenerationResult
+        from lattts.simulator.generation import generation_latency
+
+        lat = generation_latency(self.work, self.deploy, request.branches, request.draft_len, request.max_tokens)
+        outputs = [BranchOutput(tokens=(1,) * request.max_tokens, text="", finished=False,
+                                accepted_per_round=(1,) * 3 if request.draft_len else None)
+                   for _ in range(request.branches)]
+        return GenerationResult(outputs=outputs, latency_s=float(lat.total_s[()]) * self.factor,
+                                prompt_tokens=len(request.prompts[0]), draft_len=request.draft_len, rounds=3)
+
+
+def test_session_reports_a_known_misprediction():
+    from lattts.validate.session import Anchor, run_grid
+
+    work, deploy = small_problem()
+    grid = [Config(1, 0, 32), Config(4, 0, 32), Config(2, 2, 32)]
+    session = run_grid(grid, SlowerEngine(work, deploy, 1.25), list(range(16)), work, deploy, Anchor())
+    assert [c.error for c in session.comparisons] == pytest.approx([1 / 1.25 - 1] * 3)
+    s = session.summary()
+    assert s["median_abs_error"] == pytest.approx(0.2) and s["bias"] == pytest.approx(-0.2)
+    # the fake spent its time outside forward passes: that is the term validation must blame
+    assert all(c.culprit.startswith("per-step overhead outside forward passes") for c in session.comparisons)
+
+
+def test_decision_check_finds_a_faster_neighbour_when_the_choice_runs_late():
+    from lattts.plan import PlanRequest, build_plan
     from lattts.simulator.search import evaluate_grid
     from lattts.validate.decision import check
 
-    problem = build_plan("s1.1-32B", "s1.1-7B", None, "s1.1-32b-math500-paper", "h100-sxm", None, "auto", 128, None,
-                         64, 6).problem  # two devices (tensor-parallel), which the check must price the same way
+    problem = build_plan(PlanRequest(device="h100-sxm", max_branches=64, max_draft_len=6)).problem  # tensor-parallel
     grid = evaluate_grid(problem)
     seconds = {(p.branches, p.draft_len, p.max_tokens): p.latency_s for p in map(grid.point, range(len(grid)))}
-    report = check(problem, 60.0, lambda c: seconds[(c.branches, c.draft_len, c.max_tokens)])
-    assert len(report.candidates) >= 4 and report.chosen_is_best
-    assert all(c.predicted_s == c.measured_s for c in report.candidates)
+    exact = check(problem, 60.0, lambda c: seconds[(c.branches, c.draft_len, c.max_tokens)])
+    assert len(exact.candidates) >= 4 and exact.chosen_is_best  # the check prices candidates as predict does
+    chosen = exact.chosen.config
+    late = check(problem, 60.0, lambda c: seconds[(c.branches, c.draft_len, c.max_tokens)] * (2.0 if c == chosen else 1.0))
+    assert not late.chosen_is_best and late.chosen.measured_s > 60.0
+    best = late.measured_best
+    assert best.config != chosen and best.measured_s <= 60.0
+    assert best.accuracy == max(c.accuracy for c in late.candidates if c.measured_s <= 60.0)
 
 
 def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):

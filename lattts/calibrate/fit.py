@@ -20,6 +20,7 @@ import numpy as np
 
 from lattts.calibrate.measurements import Measurement
 from lattts.models.spec import ModelSpec
+from lattts.simulator.deployment import Deployment
 from lattts.simulator.profile import DeviceProfile
 from lattts.simulator.roofline import group_times, pass_work
 
@@ -39,18 +40,20 @@ PARAMETERS = (
 
 @dataclass(frozen=True)
 class ShapeData:
-    """Measured points of one shape; ``arrays()`` counts their work (once per fit)."""
+    """Measured points of one shape; ``arrays`` counts their work (once per fit)."""
 
     spec: ModelSpec
     rows: tuple[Measurement, ...]
     dtype: str
 
-    def arrays(self):
+    def arrays(self, base: DeviceProfile):
+        """(work of every row, measured seconds); the work depends on the dtype only, not the profile."""
         b = np.array([m.batch for m in self.rows], float)
         q = np.array([m.query_len for m in self.rows], float)
         s = np.array([m.context_len for m in self.rows], float)
         lg = np.array([m.logits for m in self.rows], float)
-        return pass_work(self.spec, b, q, s, lg, self.dtype), np.array([m.latency_s for m in self.rows])
+        work = pass_work(self.spec, Deployment.on(base, self.dtype), b, q, s, lg)
+        return work, np.array([m.latency_s for m in self.rows])
 
 
 def profile_from_vector(base: DeviceProfile, theta: np.ndarray) -> DeviceProfile:
@@ -59,9 +62,10 @@ def profile_from_vector(base: DeviceProfile, theta: np.ndarray) -> DeviceProfile
 
 
 def _predict(profile: DeviceProfile, works) -> list[np.ndarray]:
+    """Predicted seconds of every row, per shape: works are (spec, dtype, work) triples."""
     out = []
-    for spec, work in works:
-        times = group_times(work, spec, profile)
+    for spec, dtype, work in works:
+        times = group_times(work, spec, Deployment.on(profile, dtype))
         out.append(sum(t for t, _, _ in times.values()))
     return out
 
@@ -72,8 +76,8 @@ def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, fl
     from scipy.optimize import least_squares
 
     limits = limits or {}
-    arrays = [d.arrays() for d in data]
-    works = [(d.spec, work) for d, (work, _) in zip(data, arrays)]
+    arrays = [d.arrays(base) for d in data]
+    works = [(d.spec, d.dtype, work) for d, (work, _) in zip(data, arrays)]
     measured = np.concatenate([latency for _, latency in arrays])
     lo = np.log([p[2] for p in PARAMETERS])
     hi = np.log([min(p[3], limits.get(p[0], p[3])) for p in PARAMETERS])
@@ -93,8 +97,8 @@ def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, fl
 
 def relative_errors(profile: DeviceProfile, data: list[ShapeData]) -> np.ndarray:
     """|predicted / measured - 1| for every point."""
-    arrays = [d.arrays() for d in data]
-    pred = np.concatenate(_predict(profile, [(d.spec, work) for d, (work, _) in zip(data, arrays)]))
+    arrays = [d.arrays(profile) for d in data]
+    pred = np.concatenate(_predict(profile, [(d.spec, d.dtype, work) for d, (work, _) in zip(data, arrays)]))
     meas = np.concatenate([latency for _, latency in arrays])
     return np.abs(pred / meas - 1.0)
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, order=True)
-class Point:
+class PassShape:
+    """One forward pass to time: B sequences, each adding q tokens on top of s cached ones."""
+
     batch: int
     query: int
     context: int
@@ -22,7 +24,7 @@ class Point:
         return self.batch * self.query
 
     @property
-    def logits(self) -> int:
+    def logit_positions(self) -> int:
         """Positions that get logits, as the engine asks: all q when verifying drafts, else the last."""
         return self.query if 1 < self.query <= 16 and self.context > 0 else 1
 
@@ -31,7 +33,7 @@ class Point:
         return (self.batch, self.query, self.context)
 
 
-def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[Point]:
+def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[PassShape]:
     """Points for a CPU: decode over B (dense through the knee) and s, verify shapes (q = 2..9), prefill."""
     if quick:
         decode = [(b, s) for b in (1, 2, 4, 8, 16, 32, 64) for s in (128,)] + [(1, 1024), (8, 1024), (1, 2048), (16, 512)]
@@ -42,15 +44,15 @@ def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[Point]
         decode += [(b, s) for b in (1, 2, 4, 8, 16, 32) for s in (1024, 2048)]
         verify = [(b, q, s) for b in (1, 2, 4, 8, 16) for q in (2, 3, 5, 9) for s in (256, 1024)]
         prefill = [16, 64, 128, 256, 512]
-    points = [Point(b, 1, s) for b, s in decode] + [Point(b, q, s) for b, q, s in verify] + [Point(1, p, 0) for p in prefill]
+    points = [PassShape(b, 1, s) for b, s in decode] + [PassShape(b, q, s) for b, q, s in verify] + [PassShape(1, p, 0) for p in prefill]
     return sorted(p for p in set(points) if p.batch * (p.context + p.query) <= max_cached_tokens)
 
 
-def gpu_grid(quick: bool = False) -> list[Point]:
+def gpu_grid(quick: bool = False) -> list[PassShape]:
     """Points for a GPU: decode B up to 512 (the knee is near the ridge, ~100-300 rows), verify, prefill."""
     batches = (1, 2, 4, 8, 16, 32, 64, 128, 256) if quick else (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
     contexts = (256, 2048) if quick else (128, 1024, 4096)
-    decode = [Point(b, 1, s) for b in batches for s in contexts]
-    verify = [Point(b, q, 1024) for b in (1, 4, 16, 64) for q in ((3, 6) if quick else (2, 4, 6, 9))]
-    prefill = [Point(1, p, 0) for p in ((256, 2048) if quick else (128, 512, 1024, 2048, 4096))]
+    decode = [PassShape(b, 1, s) for b in batches for s in contexts]
+    verify = [PassShape(b, q, 1024) for b in (1, 4, 16, 64) for q in ((3, 6) if quick else (2, 4, 6, 9))]
+    prefill = [PassShape(1, p, 0) for p in ((256, 2048) if quick else (128, 512, 1024, 2048, 4096))]
     return sorted(set(decode + verify + prefill))

@@ -14,7 +14,7 @@ def measure_machine(device: str = "cpu", dtype: str = "fp32", repeats: int = 5) 
     spells); on CUDA the device is synchronised around each."""
     import torch
 
-    from lattts.engine.load import TORCH_DTYPES
+    from lattts.dtypes import torch_dtype
     from lattts.engine.timing import clock_for, median_seconds
 
     clock = clock_for(device)
@@ -27,7 +27,7 @@ def measure_machine(device: str = "cpu", dtype: str = "fp32", repeats: int = 5) 
     read = 2 * n * 4 / timed(lambda: torch.dot(x, y))
     copy = n * 4 / timed(lambda: y.copy_(x))
     x = y = None  # free 512 MB before the matmul
-    m = torch.randn(2048, 2048, device=device, dtype=TORCH_DTYPES.get(dtype, torch.float32))
+    m = torch.randn(2048, 2048, device=device, dtype=torch_dtype(dtype))
     matmul = 2 * 2048 ** 3 / timed(lambda: m @ m)
     return {"read_bytes_per_s": read, "copy_bytes_per_s": copy, "matmul_flops_per_s": matmul,
             "note": "stream read = dot product of two 256 MB fp32 vectors; copy counts bytes moved once; "

@@ -18,21 +18,18 @@ import numpy as np
 from lattts import __version__
 from lattts.calibrate.fit import (PARAMETERS, ShapeData, cross_model_errors, fit_profile, heldout_errors,
                                   relative_errors, summary)
-from lattts.calibrate.grid import Point, cpu_grid, gpu_grid
+from lattts.calibrate.grid import PassShape, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
 from lattts.calibrate.sweep import ANCHOR_POINT, PassRunner, run_sweep
 from lattts.engine.fetch import sha256
 from lattts.errors import UserError
 from lattts.hardware.store import profile_path
-from lattts.models.registry import resolve_model
 from lattts.models.spec import ModelSpec
 from lattts.paths import data_dir, write_json_atomic
-from lattts.simulator.profile import CPU_USABLE_MEMORY_FRACTION, USABLE_MEMORY_FRACTION, DeviceProfile
+from lattts.hardware.profiles import CPU_USABLE_MEMORY_FRACTION
+from lattts.simulator.profile import USABLE_MEMORY_FRACTION, DeviceProfile
 
-# widths 512-1024, depths 8-30, vocabularies 32k-49k, 50-135M parameters (SmolLM2's shape is the deep one)
-CPU_SHAPES = ("cpu-small", "cpu-medium", "cpu-wide", "SmolLM2-135M-Instruct")
-GPU_SHAPES = ("Qwen2.5-0.5B-Instruct", "Qwen2.5-3B-Instruct", "s1.1-7B")
 REPEATS = {True: 4, False: 7}  # timed passes per point, quick or full
 
 
@@ -45,6 +42,33 @@ class Target:
     name: str
     memory_bytes: float
     fingerprint: dict
+
+
+@dataclass(frozen=True)
+class CalibrationRequest:
+    """What to calibrate: a device, the shapes to time on it, the dtype and how thoroughly; and
+    whose forward pass (``engine``: 'lattts' or 'transformers')."""
+
+    target: Target
+    shapes: tuple[ModelSpec, ...]
+    dtype: str
+    quick: bool = False
+    resume: bool = True
+    engine: str = "lattts"
+    out: Path | None = None  # where the profile goes; default: the per-user profile store
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """What produced a fitted profile, kept in its provenance."""
+
+    kernels: str
+    grid: list[PassShape] | None  # None: the points of a timings file
+    measurements: Path
+    errors: dict
+    drift: dict
+    source_note: str
+    machine: dict | None = None
 
 
 @dataclass
@@ -90,21 +114,7 @@ def fingerprint_gpu(index: int, nvml: Any = None, cuda_available: Callable[[], b
                   {"kind": "gpu", **gpu.to_dict()})
 
 
-def default_shapes(target: Target, dtype: str) -> list[ModelSpec]:
-    """Three shapes of different width and depth sized to the device; a GPU shape too large for
-    half its memory is timed on its first layers (the profile describes the device, not the model)."""
-    if target.device == "cpu":
-        return [resolve_model(n) for n in CPU_SHAPES]
-    shapes = []
-    for name in GPU_SHAPES:
-        spec = resolve_model(name)
-        per_layer = spec.weight_bytes(dtype) / spec.n_layers
-        fit = int(0.5 * target.memory_bytes // per_layer)
-        shapes.append(spec if fit >= spec.n_layers else spec.first_layers(max(1, fit)))
-    return shapes
-
-
-def run_key(target: Target, engine: str, dtype: str, shapes: list[ModelSpec], grid: list[Point], repeats: int) -> str:
+def run_key(target: Target, engine: str, dtype: str, shapes: list[ModelSpec], grid: list[PassShape], repeats: int) -> str:
     blob = json.dumps({"device": target.key, "engine": engine, "dtype": dtype, "repeats": repeats,
                        "shapes": [s.to_hf_config() | {"name": s.name} for s in shapes],
                        "grid": [p.key for p in grid]}, sort_keys=True)
@@ -131,26 +141,26 @@ def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = N
     return profile, errors
 
 
-def build_profile(fitted: DeviceProfile, target: Target, dtype: str, engine: str, kernels: str,
-                  shapes: list[ModelSpec], grid: list[Point] | None, measurements: Path, errors: dict,
-                  drift: dict, source_note: str, machine: dict | None = None) -> DeviceProfile:
+def build_profile(fitted: DeviceProfile, request: CalibrationRequest, record: FitRecord) -> DeviceProfile:
+    """The fitted profile named for its device, with everything that produced it in its provenance."""
     import torch
 
+    target, shapes = request.target, request.shapes
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     provenance = {
-        "created": now, "lattts": __version__, "torch": torch.__version__, "engine": engine, "kernels": kernels,
-        "device": target.fingerprint, "dtype": dtype,
+        "created": now, "lattts": __version__, "torch": torch.__version__, "engine": request.engine,
+        "kernels": record.kernels, "device": target.fingerprint, "dtype": request.dtype,
         "shapes": [{"name": s.name, "config": s.to_hf_config(), "params": s.n_params} for s in shapes],
-        "grid": [list(p.key) for p in grid] if grid is not None else "from the measurements file",
-        "measurements": {"file": str(measurements), "sha256": sha256(measurements)},
-        "errors": errors, "drift": drift, "machine": machine,
+        "grid": [list(p.key) for p in record.grid] if record.grid is not None else "from the measurements file",
+        "measurements": {"file": str(record.measurements), "sha256": sha256(record.measurements)},
+        "errors": record.errors, "drift": record.drift, "machine": record.machine,
         "anchor": ({"shape": shapes[0].name, "config": shapes[0].to_hf_config(), "point": list(ANCHOR_POINT.key),
-                    "reference_s": drift["anchor_reference_s"]} if drift.get("paired") else None),
+                    "reference_s": record.drift["anchor_reference_s"]} if record.drift.get("paired") else None),
         "units": {name: unit for name, *_, unit in PARAMETERS},
     }
-    return replace(fitted, name=target.name, kind="calibrated", device_key=target.key, dtype=dtype,
+    return replace(fitted, name=target.name, kind="calibrated", device_key=target.key, dtype=request.dtype,
                    memory_bytes=target.memory_bytes or fitted.memory_bytes,
-                   source=f"{source_note} on {now[:10]}", provenance=provenance)
+                   source=f"{record.source_note} on {now[:10]}", provenance=provenance)
 
 
 def placeholder_profile(target: Target, dtype: str) -> DeviceProfile:
@@ -174,22 +184,47 @@ def runner_factory(engine: str, device: str, dtype: str) -> Callable[[ModelSpec]
     return lambda spec: TorchRunner(spec, device, dtype)
 
 
-def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, resume: bool,
-              make_runner: Callable[[ModelSpec], PassRunner], engine: str = "lattts",
-              out: Path | None = None, on_point=None, on_start=None,
-              measure: Callable[[str, str], dict] | None = measure_machine) -> Calibration:
-    grid = cpu_grid(quick) if target.device == "cpu" else gpu_grid(quick)
-    if engine == "transformers":  # it runs plain decoding only: decode steps and prefills
-        grid = [p for p in grid if p.query == 1 or p.context == 0]
-    repeats = REPEATS[quick]
-    key = run_key(target, engine, dtype, shapes, grid, repeats)
+def _measurements_folder(request: CalibrationRequest, grid: list[PassShape], repeats: int) -> Path:
+    """The run's folder, keyed by everything that shapes its points (a rerun resumes it)."""
+    target, engine, dtype = request.target, request.engine, request.dtype
+    key = run_key(target, engine, dtype, list(request.shapes), grid, repeats)
     folder = data_dir() / "calibrations" / target.key / f"{engine}-{dtype}-{key}"
-    measurements = folder / "measurements.csv"
-    if not resume and folder.exists():
+    if not request.resume and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "arguments.json", {"device": target.device, "engine": engine, "dtype": dtype,
-                                                  "quick": quick, "shapes": [s.name for s in shapes]})
+                                                  "quick": request.quick, "shapes": [s.name for s in request.shapes]})
+    return folder
+
+
+def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tuple[float, float, dict]:
+    """The engine's work outside forward passes: (seconds per sampling call, seconds per logit, the runs)."""
+    from lattts.calibrate.outside_passes import (fit_overhead, time_engine_overhead, time_transformers_overhead,
+                                                 transformers_sampling_per_logit)
+
+    vocab, device = max(s.vocab_size for s in request.shapes), request.target.device
+    if request.engine == "lattts":
+        probe = time_engine_overhead(vocab, device)
+        call_s, per_logit = fit_overhead(probe, vocab)
+    else:  # per logit from its sampling step alone; per call from what one branch leaves outside passes
+        per_logit = transformers_sampling_per_logit(vocab, device)
+        probe = time_transformers_overhead(vocab, fitted, device)
+        call_s = max(probe[0]["outside_s"] / (probe[0]["rounds"] + 1) - vocab * per_logit, 0.0)
+    return call_s, per_logit, {"runs": probe, "vocab": vocab}
+
+
+def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], PassRunner], on_point=None,
+              on_start=None, measure: Callable[[str, str], dict] | None = measure_machine) -> Calibration:
+    """Time the request's shapes (resumably), fit a profile, measure its errors and save it.
+
+    ``on_start(grid, shapes, done)`` and ``on_point(spec, point, seconds)`` report progress;
+    ``measure`` times the machine's limits and the engine's work outside passes (None in tests)."""
+    target, shapes, dtype = request.target, list(request.shapes), request.dtype
+    grid = cpu_grid(request.quick) if target.device == "cpu" else gpu_grid(request.quick)
+    if request.engine == "transformers":  # it runs plain decoding only: decode steps and prefills
+        grid = [p for p in grid if p.query == 1 or p.context == 0]
+    repeats = REPEATS[request.quick]
+    measurements = _measurements_folder(request, grid, repeats) / "measurements.csv"
     done = {m.key for m in read(measurements)} if measurements.exists() else set()
     if on_start:
         on_start(grid, shapes, done)
@@ -207,45 +242,35 @@ def calibrate(target: Target, shapes: list[ModelSpec], dtype: str, quick: bool, 
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")
     machine = measure(target.device, dtype) if measure else None
     fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine))
-    if measure:  # the engine's work outside forward passes
-        from lattts.calibrate.sampling import fit_overhead, time_engine_overhead, time_transformers_overhead
-
-        vocab = max(s.vocab_size for s in shapes)
-        if engine == "lattts":
-            probe = time_engine_overhead(vocab, target.device)
-            call_s, per_logit = fit_overhead(probe, vocab)
-        else:  # per logit from its sampling step alone; per call from what one branch leaves outside passes
-            from lattts.calibrate.sampling import transformers_sampling_per_logit
-
-            per_logit = transformers_sampling_per_logit(vocab, target.device)
-            probe = time_transformers_overhead(vocab, fitted, target.device)
-            calls = probe[0]["rounds"] + 1
-            call_s = max(probe[0]["outside_s"] / calls - vocab * per_logit, 0.0)
+    if measure:
+        call_s, per_logit, runs = outside_pass_costs(request, fitted)
         fitted = replace(fitted, sample_call_s=call_s, sample_s_per_logit=per_logit)
-        machine = {**machine, "outside_passes": {"runs": probe, "vocab": vocab}}
-    profile = build_profile(fitted, target, dtype, engine, kernels[0] if kernels else "not recorded (resumed)",
-                            shapes, grid, measurements, errors, drift,
-                            f"calibrated by lattts calibrate ({engine} engine, {dtype})", machine)
-    path = out or profile_path(target.key, dtype, engine)
+        machine = {**machine, "outside_passes": runs}
+    record = FitRecord(kernels[0] if kernels else "not recorded (resumed)", grid, measurements, errors, drift,
+                       f"calibrated by lattts calibrate ({request.engine} engine, {dtype})", machine)
+    profile = build_profile(fitted, request, record)
+    path = request.out or profile_path(target.key, dtype, request.engine)
     write_json_atomic(path, profile.to_json())
     return Calibration(profile, path, measurements, errors, shapes, data,
                        {"measured": report.measured, "resumed": len(done), "oom": report.oom})
 
 
-def calibrate_from_csv(csv_file: Path, spec: ModelSpec, target: Target, dtype: str, out: Path | None) -> Calibration:
+def calibrate_from_csv(csv_file: Path, request: CalibrationRequest) -> Calibration:
     """Fit a profile from someone else's timings of one model (columns documented in measurements.py)."""
+    (spec,) = request.shapes
     rows = [replace(m, shape=spec.name) for m in read(csv_file, default_shape=spec.name) if m.status == "ok"]
     if len(rows) < len(PARAMETERS):
         raise UserError(f"{csv_file}: {len(rows)} timed rows; a fit of {len(PARAMETERS)} parameters needs more "
                         f"(aim for 20+ points over batch, query length and context)")
     rows, drift = drift_corrected(rows)
-    data = group_by_shape(rows, [spec], dtype)
-    fitted, errors = evaluate(data, placeholder_profile(target, dtype))
+    data = group_by_shape(rows, [spec], request.dtype)
+    fitted, errors = evaluate(data, placeholder_profile(request.target, request.dtype))
     key = "csv-" + sha256(csv_file)[:10]
-    target = replace(target, key=key, name=f"{target.name} (timings from {csv_file.name})")
-    profile = build_profile(fitted, target, dtype, "csv", "as in the timings file", [spec], None, csv_file, errors,
-                            drift, f"fitted by lattts calibrate --from-csv {csv_file.name}")
-    path = out or profile_path(key, dtype, "csv")
+    target = replace(request.target, key=key, name=f"{request.target.name} (timings from {csv_file.name})")
+    request = replace(request, target=target, engine="csv")
+    record = FitRecord("as in the timings file", None, csv_file, errors, drift,
+                       f"fitted by lattts calibrate --from-csv {csv_file.name}")
+    profile = build_profile(fitted, request, record)
+    path = request.out or profile_path(key, request.dtype, "csv")
     write_json_atomic(path, profile.to_json())
     return Calibration(profile, path, csv_file, errors, [spec], data, {})
-

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lattts.calibrate.grid import Point
+from lattts.calibrate.grid import PassShape
 from lattts.calibrate.measurements import Measurement, append, read
 from lattts.models.spec import ModelSpec
 
@@ -31,10 +31,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class PassRunner(Protocol):
-    def time_pass(self, point: Point, repeats: int, warmup: int) -> list[float]: ...
+    def time_pass(self, point: PassShape, repeats: int, warmup: int) -> list[float]: ...
 
 
-def summarise(times: list[float]) -> tuple[float, float]:
+def median_and_spread(times: list[float]) -> tuple[float, float]:
     """Median and spread (interquartile range / median) of repeated timings."""
     med = statistics.median(times)
     if len(times) < 4:
@@ -49,13 +49,13 @@ class TorchRunner:
     def __init__(self, spec: ModelSpec, device: str = "cpu", dtype: str = "fp32", seed: int = 0, clock=None):
         import torch
 
-        from lattts.engine.load import TORCH_DTYPES
+        from lattts.dtypes import torch_dtype
         from lattts.engine.model import Transformer
         from lattts.engine.timing import clock_for
 
         self.torch = torch
         with torch.device(device):
-            self.model = Transformer(spec, TORCH_DTYPES[dtype], device).init_random(seed).pack()
+            self.model = Transformer(spec, torch_dtype(dtype), device).init_random(seed).pack()
         self.clock = clock or clock_for(device)
         self.device = device
         self._cache = None
@@ -64,7 +64,7 @@ class TorchRunner:
     def kernels(self) -> str:
         return self.model.kernels
 
-    def _cache_for(self, point: Point):
+    def _cache_for(self, point: PassShape):
         need = point.context + point.query
         c = self._cache
         if c is None or c.batch != point.batch or c.capacity < need:
@@ -72,12 +72,12 @@ class TorchRunner:
             self._cache = self.model.new_cache(point.batch, need)
         return self._cache
 
-    def time_pass(self, point: Point, repeats: int, warmup: int) -> list[float]:
+    def time_pass(self, point: PassShape, repeats: int, warmup: int) -> list[float]:
         torch = self.torch
         try:
             cache = self._cache_for(point)
             tokens = torch.randint(0, self.model.spec.vocab_size, (point.batch, point.query), device=self.device)
-            mode = "all" if point.logits > 1 else "last"
+            mode = "all" if point.logit_positions > 1 else "last"
             times = []
             with torch.inference_mode():
                 for i in range(warmup + repeats):
@@ -103,18 +103,18 @@ class SweepReport:
     rows: list[Measurement]
 
 
-def _dominated(point: Point, limits: Iterable[Point]) -> bool:
+def _dominated(point: PassShape, limits: Iterable[PassShape]) -> bool:
     """A point needing at least the memory of a point that ran out of memory."""
     return any(point.batch >= o.batch and point.query >= o.query and point.context >= o.context for o in limits)
 
 
-ANCHOR_POINT = Point(1, 1, 64)  # a decode step of the first shape, timed alternately with every point
+ANCHOR_POINT = PassShape(1, 1, 64)  # a decode step of the first shape, timed alternately with every point
 QUIET_SPREAD = 0.15  # interquartile range / median of a point's (anchor-relative) times that needs no more pairs
 MAX_ROUNDS = 2  # at most this many rounds of ``repeats`` pairs per point (calibration time at most doubles)
 
 
-def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runner: Callable[[ModelSpec], PassRunner],
-              repeats: int = 7, warmup: int = 2, on_point: Callable[[ModelSpec, Point, float], None] | None = None,
+def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_runner: Callable[[ModelSpec], PassRunner],
+              repeats: int = 7, warmup: int = 2, on_point: Callable[[ModelSpec, PassShape, float], None] | None = None,
               paired: bool = True) -> SweepReport:
     """Time every (shape, point) not yet in ``path``, appending as it goes; returns all rows.
 
@@ -129,7 +129,7 @@ def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runne
     measured = skipped = 0
     anchor = None
     for spec in shapes:
-        limits = [Point(b, q, s) for (name, b, q, s) in ooms if name == spec.name]
+        limits = [PassShape(b, q, s) for (name, b, q, s) in ooms if name == spec.name]
         todo = [p for p in sorted(grid, key=lambda p: (p.rows * (p.context + p.query), p.key))
                 if (spec.name, *p.key) not in done]
         if not todo:
@@ -154,17 +154,17 @@ def run_sweep(shapes: list[ModelSpec], grid: list[Point], path: Path, make_runne
                             refs.append(anchor.time_pass(ANCHOR_POINT, 1, 0)[0])
                         times.append(runner.time_pass(point, 1, 0)[0])
                     ratios = [t / r for t, r in zip(times, refs)]
-                    _, spread = summarise(ratios or times)
+                    _, spread = median_and_spread(ratios or times)
                     if spread <= QUIET_SPREAD:
                         break
                 med = statistics.median(times)
                 rel = statistics.median(ratios) if refs else None
-                append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logits, med,
+                append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logit_positions, med,
                                          spread, len(times), "ok", time.time(),
                                          statistics.median(refs) if refs else None, rel))
                 measured += 1
             except OutOfMemory:
-                append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logits,
+                append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logit_positions,
                                          float("nan"), 0.0, 0, "oom", time.time()))
                 limits.append(point)
                 skipped += 1

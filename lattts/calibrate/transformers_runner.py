@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from lattts.calibrate.grid import Point
+from lattts.calibrate.grid import PassShape
 from lattts.calibrate.sweep import OutOfMemory, is_out_of_memory
-from lattts.engine.load import TORCH_DTYPES
+from lattts.dtypes import torch_dtype
 from lattts.errors import UserError
 from lattts.models.spec import ModelSpec
 
@@ -21,12 +21,12 @@ def hf_model(spec: ModelSpec, device: str = "cpu", dtype: str = "fp32", weights:
     except ImportError:
         raise UserError("the transformers engine needs the transformers package: pip install transformers") from None
     if weights:
-        return transformers.AutoModelForCausalLM.from_pretrained(weights, dtype=TORCH_DTYPES[dtype]).to(device).eval()
+        return transformers.AutoModelForCausalLM.from_pretrained(weights, dtype=torch_dtype(dtype)).to(device).eval()
     cls = transformers.Qwen2Config if spec.arch == "qwen2" else transformers.LlamaConfig
     cfg = cls(**{k: v for k, v in spec.to_hf_config().items() if k not in ("model_type", "architectures")})
     torch.manual_seed(seed)
     with torch.device(device):
-        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=TORCH_DTYPES[dtype])
+        model = transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype(dtype))
     return model.eval()
 
 
@@ -43,7 +43,7 @@ class TransformersRunner:
         self.clock = clock or clock_for(device)
         self._kept = None  # ((batch, context), cache): paired timing calls time_pass once per pass
 
-    def _cache(self, point: Point):
+    def _cache(self, point: PassShape):
         from transformers import DynamicCache
 
         if self._kept and self._kept[0] == (point.batch, point.context):
@@ -58,7 +58,7 @@ class TransformersRunner:
         self._kept = ((point.batch, point.context), cache)
         return cache
 
-    def time_pass(self, point: Point, repeats: int, warmup: int) -> list[float]:
+    def time_pass(self, point: PassShape, repeats: int, warmup: int) -> list[float]:
         try:
             with torch.inference_mode():
                 cache = self._cache(point)
@@ -66,7 +66,7 @@ class TransformersRunner:
                 times = []
                 for i in range(warmup + repeats):
                     start = self.clock.now()
-                    self.model(tokens, past_key_values=cache, use_cache=True, logits_to_keep=point.logits)
+                    self.model(tokens, past_key_values=cache, use_cache=True, logits_to_keep=point.logit_positions)
                     elapsed = self.clock.now() - start
                     cache.crop(-point.query)  # back to s cached tokens for the next repeat
                     if i >= warmup:

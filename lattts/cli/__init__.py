@@ -6,7 +6,6 @@ from __future__ import annotations
 import typer
 
 from lattts import __version__
-from lattts.cli.common import STATE
 
 app = typer.Typer(
     name="lattts", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -26,7 +25,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    STATE["debug"] = debug
+    pass  # options every command shares; handle_errors reads --debug back through click's context
 
 
 def _register() -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from lattts.cli.common import console, handle_errors, print_json
+from lattts.cli.common import console, handle_errors, print_json, reject_old_flag
 from lattts.errors import UserError
 from lattts.units import parse_int_list
 
@@ -23,9 +23,10 @@ def accuracy(
     traces: Path = typer.Option(..., "--traces", "-t",
                                 help="Trace file: lattts rows (JSONL or Parquet) or Qwen2.5-Math evaluation output (JSONL)."),
     branches: str = typer.Option("1,2,4,8,16,32,64", "--branches", help="Branch counts B for the majority vote."),
-    budgets: Optional[str] = typer.Option(None, "--budgets",
+    lengths: Optional[str] = typer.Option(None, "--lengths",
                                           help="Length budgets L to report; default: the measured ones. A single-budget "
                                                "file with token counts is truncated at each L (a lower bound)."),
+    old_budgets: Optional[str] = typer.Option(None, "--budgets", hidden=True),
     resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples of the problems for the 95% interval."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
@@ -38,17 +39,18 @@ def accuracy(
     from lattts.traces.readers import load_traces
     from lattts.traces.truncate import truncate
 
+    reject_old_flag(old_budgets, "--budgets", "--lengths", "token counts are lengths; a budget is seconds")
     b_list = parse_int_list(branches, "--branches")
-    L_list = parse_int_list(budgets, "--budgets") if budgets else None
+    L_list = parse_int_list(lengths, "--lengths") if lengths else None
     if resamples < 1:
         raise UserError(f"--resamples {resamples}: must be at least 1")
     data = load_traces(traces)
     truncated = False
-    if L_list and (data.budgets is None or len(data.budgets) == 1) and data.has_tokens:
+    if L_list and (data.lengths is None or len(data.lengths) == 1) and data.has_tokens:
         data, truncated = truncate(data, L_list), True
-    elif L_list and data.budgets is None:
-        raise UserError(f"--budgets: {traces} is a single-budget file without token counts, so it has no accuracy "
-                        f"at other budgets; drop --budgets")
+    elif L_list and data.lengths is None:
+        raise UserError(f"--lengths: {traces} is a single-budget file without token counts, so it has no accuracy "
+                        f"at other lengths; drop --lengths")
     answers = group_answers(data)
     est = estimate(answers, b_list)
     points = curve_points(est, L_list, CONFIDENCE, resamples, seed)
@@ -56,7 +58,7 @@ def accuracy(
         "traces": str(traces), "format": data.format, "source": data.describe(),
         "problems": len(answers.problems),
         "samples_per_problem": {"min": answers.min_samples, "max": answers.max_samples},
-        "budgets": list(answers.budgets) if answers.budgets else None,
+        "lengths": list(answers.lengths) if answers.lengths else None,
         "truncated": truncated,
         "tokens": {"longest": data.longest_tokens, "approximate": data.tokens_approximate},
         "confidence": CONFIDENCE, "resamples": resamples, "seed": seed,
@@ -82,9 +84,9 @@ def _notes(points, answers, derivation: str) -> list[str]:
         notes.append(f"extrapolated: B above a problem's samples (fewest {answers.min_samples}) is drawn with "
                      f"replacement from its answers; not a measurement")
     if any(p.interpolated for p in points):
-        notes.append("interpolated: L between measured budgets, linear in log2(L)")
+        notes.append("interpolated: L between measured lengths, linear in log2(L)")
     if any(not p.measured for p in points):
-        notes.append(f"outside: L outside the measured budgets {list(answers.budgets)}; no value")
+        notes.append(f"outside: L outside the measured lengths {list(answers.lengths)}; no value")
     if derivation:
         notes.append(derivation)
     return notes
@@ -96,14 +98,14 @@ def _print_table(out: dict, points) -> None:
     console.print(f"[bold]lattts accuracy[/]: {out['source']}", highlight=False)
     lo, hi = out["samples_per_problem"]["min"], out["samples_per_problem"]["max"]
     samples = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    budgets = f"budgets {out['budgets']}" if out["budgets"] else "one budget"
-    console.print(f"  {out['problems']} problems, {samples} sample{'s' if hi > 1 else ''} each, {budgets}", highlight=False)
+    lengths = f"lengths {out['lengths']}" if out["lengths"] else "one budget"
+    console.print(f"  {out['problems']} problems, {samples} sample{'s' if hi > 1 else ''} each, {lengths}", highlight=False)
     table = Table(title=f"majority vote, {CONFIDENCE:.0%} bootstrap interval over problems", title_justify="left")
     for col in ("L", "B", "accuracy", f"{CONFIDENCE:.0%} CI", "pass@k", "note"):
         table.add_column(col, justify="left" if col == "note" else "right")
     for p in points:
         note = ", ".join(n for n, on in (("extrapolated", p.extrapolated), ("interpolated", p.interpolated),
-                                         ("outside measured budgets", not p.measured)) if on)
+                                         ("outside measured lengths", not p.measured)) if on)
         if p.measured:
             table.add_row(str(p.max_tokens or "-"), str(p.branches), f"{p.accuracy:.1%}",
                           f"{p.ci_low:.1%} - {p.ci_high:.1%}", f"{p.pass_at_k:.1%}", note,

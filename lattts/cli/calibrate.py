@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from lattts.cli.common import console, err_console, handle_errors, print_json
+from lattts.calibrate.shapes import CPU_SHAPES, GPU_SHAPES, default_dtype, default_shapes
+from lattts.cli.common import console, err_console, handle_errors, print_json, torch_device
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def calibrate(
     gpu: Optional[int] = typer.Option(None, "--gpu", help="Calibrate CUDA GPU N (found through NVML)."),
     device: Optional[str] = typer.Option(None, "--device", help="'cpu' to calibrate this machine's CPU."),
-    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Shapes to time (repeat the flag); default: three shapes sized to the device."),
+    model: Optional[List[str]] = typer.Option(None, "--model", "-m", help=f"Shapes to time (repeat the flag); default on a CPU: {', '.join(CPU_SHAPES)}; on a GPU: {', '.join(GPU_SHAPES)}."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32 (CPU default) or bf16/fp16 (GPU default bf16)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer points and repeats: about a minute on a small CPU."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the profile here instead of the per-user profile store."),
@@ -31,28 +32,26 @@ def calibrate(
     """Time forward passes over batch, query length and context, fit a device profile (bandwidths,
     FLOP/s, overheads) that predicts any model, and report its in-sample, held-out and cross-model error."""
     from lattts.calibrate import run
+    from lattts.dtypes import canonical_dtype
     from lattts.errors import UserError
     from lattts.models.registry import resolve_model
-    from lattts.models.spec import canonical_dtype
 
-    if gpu is not None and device is not None:
-        raise UserError("give either --gpu N or --device cpu, not both")
-    if device not in (None, "cpu"):
-        raise UserError(f"--device {device!r}: use --device cpu, or --gpu N for a CUDA GPU")
+    dev = torch_device(gpu, device)
     if engine not in ("lattts", "transformers"):
         raise UserError(f"--engine {engine!r}: use lattts or transformers")
-    target = run.fingerprint_gpu(gpu) if gpu is not None else run.fingerprint_cpu()
-    dtype = canonical_dtype(dtype) if dtype else ("fp32" if target.device == "cpu" else "bf16")
-    shapes = [resolve_model(m) for m in model] if model else run.default_shapes(target, dtype)
+    target = run.fingerprint_gpu(gpu) if dev != "cpu" else run.fingerprint_cpu()
+    dtype = canonical_dtype(dtype) if dtype else default_dtype(target)
+    shapes = tuple(resolve_model(m) for m in model) if model else tuple(default_shapes(target, dtype))
     if len({s.name for s in shapes}) != len(shapes):
         raise UserError("--model lists the same shape twice")
-
+    request = run.CalibrationRequest(target=target, shapes=shapes, dtype=dtype, quick=quick, resume=resume,
+                                     engine=engine, out=out)
     if from_csv is not None:
         if len(shapes) != 1 or not model:
             raise UserError("--from-csv needs exactly one --model: the shape the timings were taken on")
-        result = run.calibrate_from_csv(from_csv, shapes[0], target, dtype, out)
+        result = run.calibrate_from_csv(from_csv, request)
     else:
-        result = _sweep(run, target, shapes, dtype, quick, resume, engine, out, json_out)
+        result = _sweep(request)
     if html:
         from lattts.report.plots import calibration_figure, save_html
 
@@ -60,12 +59,12 @@ def calibrate(
     _report(result, json_out, html)
 
 
-def _sweep(run, target, shapes, dtype, quick, resume, engine, out, quiet):
+def _sweep(request):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from lattts.calibrate.grid import Point
+    from lattts.calibrate import run
 
-    def cost(p: Point) -> float:  # rough seconds of a point, for the time-left estimate
+    def cost(p) -> float:  # rough seconds of a point, for the time-left estimate
         return 0.02 + 1e-4 * p.rows * (1 + p.context / 2048)
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
@@ -75,7 +74,7 @@ def _sweep(run, target, shapes, dtype, quick, resume, engine, out, quiet):
     def on_start(grid, shapes_, done):
         todo = [(s.name, p) for s in shapes_ for p in grid if (s.name, *p.key) not in done]
         state["cost"] = {k: cost(p) for k, p in todo}
-        state["task"] = progress.add_task(f"timing {target.name}", total=sum(state["cost"].values()) or 1)
+        state["task"] = progress.add_task(f"timing {request.target.name}", total=sum(state["cost"].values()) or 1)
         if done:
             err_console.print(f"resuming: {len(done)} points already measured")
 
@@ -84,8 +83,8 @@ def _sweep(run, target, shapes, dtype, quick, resume, engine, out, quiet):
                         description=f"{spec.name} B={point.batch} q={point.query} s={point.context}")
 
     with progress:
-        return run.calibrate(target, shapes, dtype, quick, resume, run.runner_factory(engine, target.device, dtype),
-                             engine, out, on_point, on_start)
+        make_runner = run.runner_factory(request.engine, request.target.device, request.dtype)
+        return run.calibrate(request, make_runner, on_point, on_start)
 
 
 def _report(result, json_out: bool, html: Path | None) -> None:

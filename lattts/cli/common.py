@@ -1,8 +1,11 @@
-"""What every command shares: error reporting, the consoles, JSON output."""
+"""What every command shares: error reporting, the consoles, JSON output, progress bars, and the
+checks of flags that several commands take (--gpu / --device)."""
 
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
+import inspect
 import json
 import sys
 from typing import Any, Callable
@@ -10,24 +13,36 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-from lattts.errors import LatttsError
+from lattts.errors import LatttsError, UserError
 
 console = Console()
 err_console = Console(stderr=True)
-STATE = {"debug": False}
+
+
+_CTX = "lattts_context"  # the parameter handle_errors adds, through which typer hands over its context
 
 
 def handle_errors(func: Callable) -> Callable:
-    """Report LatttsError as one line (exit 2 for bad input, 1 otherwise); tracebacks only with --debug."""
+    """Report LatttsError as one line (exit 2 for bad input, 1 otherwise); tracebacks only with --debug.
+
+    The wrapper asks typer for the command's context (an extra parameter in its signature) and reads
+    --debug from the root command's parameters, so no module holds state between invocations."""
+    sig = inspect.signature(func)
+    ctx_param = inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.pop(_CTX)
+
+        def debugging() -> bool:
+            return bool(ctx.find_root().params.get("debug"))
+
         try:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except LatttsError as exc:
-            if STATE["debug"]:
+            if debugging():
                 raise
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
@@ -35,12 +50,13 @@ def handle_errors(func: Callable) -> Callable:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:  # a bug: one line unless --debug
-            if STATE["debug"]:
+            if debugging():
                 raise
             err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
                               f"(rerun with `lattts --debug ...` for the traceback)", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), ctx_param])
     return wrapper
 
 
@@ -55,3 +71,40 @@ def _default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def torch_device(gpu: int | None, device: str | None) -> str:
+    """'cpu' or 'cuda:N' from the --gpu N / --device cpu pair that calibrate and validate take."""
+    if gpu is not None and device is not None:
+        raise UserError("give either --gpu N or --device cpu, not both")
+    if device not in (None, "cpu"):
+        raise UserError(f"--device {device!r}: use --device cpu, or --gpu N for a CUDA GPU")
+    return f"cuda:{gpu}" if gpu is not None else "cpu"
+
+
+def progress_bar(*, time_left: bool = False, transient: bool = True):
+    """A rich progress bar on stderr (so --json output stays clean)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    if time_left:
+        columns += [TextColumn("left"), TimeRemainingColumn()]
+    return Progress(*columns, console=err_console, transient=transient)
+
+
+def reject_old_flag(value: Any, old: str, new: str, why: str) -> None:
+    """One line for a renamed flag (hidden options keep the old spelling only to say this)."""
+    if value is not None:
+        raise UserError(f"{old} is now {new} ({why})")
+
+
+@contextmanager
+def request_flags(flags: dict[str, str]):
+    """Word a backend's RequestError (which names a request field) as the command's flag."""
+    from lattts.backend import RequestError
+
+    try:
+        yield
+    except RequestError as exc:
+        raise UserError(f"{flags.get(exc.field_name, exc.field_name)} {exc.value}: {exc.problem}") from None

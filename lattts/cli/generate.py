@@ -6,7 +6,11 @@ from typing import Optional
 
 import typer
 
-from lattts.cli.common import console, handle_errors, print_json
+from lattts.cli.common import console, handle_errors, print_json, request_flags
+
+FLAGS = {"branches": "--branches", "max_tokens": "--max-tokens", "min_tokens": "--min-tokens",
+         "temperature": "--temperature", "top_p": "--top-p", "draft_len": "--draft-len", "prompt": "--prompt",
+         "continuation": "--continuation"}
 
 
 def register(app: typer.Typer) -> None:
@@ -34,48 +38,40 @@ def generate(
     passes: bool = typer.Option(False, "--passes", help="With --json: include every forward pass (model, phase, B, q, s, time)."),
 ) -> None:
     """Generate with the lattts engine: B branches, budget forcing, optional speculative decoding."""
-    from lattts.engine.generate import generate as run
-    from lattts.engine.load import load, load_draft
+    from lattts.backend import GenerationRequest
+    from lattts.engine.device import check_device
+    from lattts.engine.local import load_engine
     from lattts.errors import UserError
 
-    _check_device(device)
+    check_device(device)
     if draft_len and not draft:
         raise UserError(f"--draft-len {draft_len} needs a draft: pass --draft MODEL or --draft self:N")
-    loaded = load(model, device, dtype)
-    tok = loaded.tokenizer
-    text = prompt if raw else tok.chat(prompt)
-    ids = tok.encode(text)
-    stop = set(tok.eos_ids)
+    if draft and draft_len < 1:
+        raise UserError(f"--draft {draft} needs --draft-len G >= 1 (draft tokens per round)")
+    if not prompt.strip():
+        raise UserError("--prompt is empty: give the text to continue")
+    sampling = dict(branches=branches, max_tokens=max_tokens, min_tokens=min_tokens, temperature=temperature,
+                    top_p=top_p, seed=seed, draft_len=draft_len)
+    with request_flags(FLAGS):  # the request's own checks, before a model is loaded
+        GenerationRequest.of([0], **sampling).check()
+    engine = load_engine(model, device, dtype, draft)
+    tok = engine.loaded.tokenizer
+    stop = set(engine.stop_ids)
     if end_think:
         tid = tok.token_id(end_think)
         if tid is None:
             raise UserError(f"--end-think {end_think!r} is not a single token of this tokenizer")
         stop.add(tid)
-    cont = tok.encode(continuation) if continuation else None
-    drafter = load_draft(draft, loaded, device, dtype) if draft else None
-    result = run(loaded.model, ids, branches, max_tokens, min_tokens, temperature, top_p, seed, drafter,
-                 draft_len if drafter else 0, tuple(sorted(stop)), cont, tok.decode)
+    request = GenerationRequest.of(tok.encode(prompt if raw else tok.chat(prompt)), stop_ids=tuple(stop),
+                                   continuation=tok.encode(continuation) if continuation else None, **sampling)
+    with request_flags(FLAGS):
+        result = engine.generate(request)
     if json_out:
         out = result.to_json(with_passes=passes)
-        out["model"] = loaded.model.spec.name
-        out["weights"] = loaded.weights
-        out["draft"] = draft
+        out |= {"model": engine.spec.name, "weights": engine.loaded.weights, "draft": draft}
         print_json(out)
         return
-    _print(result, loaded, draft)
-
-
-def _check_device(device: str) -> None:
-    from lattts.errors import UserError
-
-    if device == "cpu":
-        return
-    if not device.startswith("cuda"):
-        raise UserError(f"--device {device!r}: use cpu or cuda:N")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
+    _print(result, engine.loaded, draft)
 
 
 def _print(result, loaded, draft) -> None:

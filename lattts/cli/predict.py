@@ -8,9 +8,10 @@ from typing import Optional
 import typer
 
 from lattts.cli.common import console, handle_errors, print_json
-from lattts.errors import UserError
+from lattts.plan import PROMPT_TOKENS_ASSUMED, PlanRequest
 from lattts.units import format_duration, parse_duration_s, parse_int_list
 
+D = PlanRequest()  # the defaults, stated once on the request
 LABELS = {"best": "latency-optimal", "baseline": "baseline (B=1, γ=0)", "branch_wise": "branch-wise (γ=0)",
           "sequence_wise": "sequence-wise (B=1)"}
 
@@ -21,22 +22,23 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def predict(
-    ctx: typer.Context,
     budget: str = typer.Option(..., "--budget", "-b", help="Wall-clock budget: 500ms, 10s, 1m, 1.5min."),
-    model: str = typer.Option("s1.1-32B", "--model", "-m", help="Target model: a name (`lattts models`) or a config.json path."),
-    draft: str = typer.Option("s1.1-7B", "--draft", "-d", help="Draft model, 'self:N' (first N target layers), or 'none'."),
-    acceptance: Optional[str] = typer.Option(None, "--acceptance", "-a",
+    model: str = typer.Option(D.model, "--model", "-m", help="Target model: a name (`lattts models`) or a config.json path."),
+    draft: str = typer.Option(D.draft, "--draft", "-d", help="Draft model, 'self:N' (first N target layers), or 'none'."),
+    acceptance: Optional[str] = typer.Option(D.acceptance, "--acceptance", "-a",
                                              help="Acceptance rate alpha, or a measured acceptance file; default: the paper's rate for the pair."),
-    curve: str = typer.Option("s1.1-32b-math500-paper", "--curve", "-c", help="Accuracy curve: a name (`lattts curves`) or a traces file."),
-    device: Optional[str] = typer.Option(None, "--device", help="Device table key (`lattts hardware`) or 'cpu'; default: detected."),
-    profile: Optional[Path] = typer.Option(None, "--profile", help="Calibrated device profile JSON (from `lattts calibrate`)."),
-    devices: str = typer.Option("auto", "--devices", help="Tensor-parallel device count, or 'auto' (fewest that hold the weights)."),
-    prompt_tokens: int = typer.Option(128, "--prompt-tokens", help="Prompt length in tokens (default: a MATH-500 problem in a chat template, rounded up)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="Weights/KV dtype (bf16, fp16, fp32, fp8); default: the profile's."),
-    max_branches: int = typer.Option(128, "--max-branches", help="Largest B searched (powers of two up to it)."),
-    max_draft_len: int = typer.Option(8, "--max-draft-len", help="Largest draft length gamma searched."),
+    curve: str = typer.Option(D.curve, "--curve", "-c", help="Accuracy curve: a name (`lattts curves`) or a traces file."),
+    device: Optional[str] = typer.Option(D.device, "--device", help="Device table key (`lattts hardware`) or 'cpu'; default: detected."),
+    profile: Optional[Path] = typer.Option(D.profile_file, "--profile", help="Calibrated device profile JSON (from `lattts calibrate`)."),
+    devices: str = typer.Option(D.devices, "--devices", help="Tensor-parallel device count, or 'auto' (fewest that hold the weights)."),
+    prompt_tokens: Optional[int] = typer.Option(D.prompt_tokens, "--prompt-tokens",
+                                                help=f"Prompt length in tokens; default: {PROMPT_TOKENS_ASSUMED} "
+                                                     f"(a MATH-500 problem in a chat template, rounded up)."),
+    dtype: Optional[str] = typer.Option(D.dtype, "--dtype", help="Weights/KV dtype (bf16, fp16, fp32, fp8); default: the profile's."),
+    max_branches: int = typer.Option(D.max_branches, "--max-branches", help="Largest B searched (powers of two up to it)."),
+    max_draft_len: int = typer.Option(D.max_draft_len, "--max-draft-len", help="Largest draft length gamma searched."),
     lengths: Optional[str] = typer.Option(None, "--lengths", help="Length budgets L to search, e.g. 1024,2048; default: the curve's, 4 per octave."),
-    natural_lengths: Optional[Path] = typer.Option(None, "--natural-lengths",
+    natural_lengths: Optional[Path] = typer.Option(D.natural_lengths, "--natural-lengths",
                                                    help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
     frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
@@ -44,31 +46,22 @@ def predict(
 ) -> None:
     """Predict the most accurate configuration that answers within BUDGET, with the paper's baselines."""
     from lattts.plan import build_plan, prediction_json
-    from lattts.simulator.search import evaluate_grid, predict as run_predict
+    from lattts.simulator.search import run_prediction
 
     budget_s = parse_duration_s(budget)
-    plan = build_plan(model, draft, acceptance, curve, device, str(profile) if profile else None, devices,
-                      prompt_tokens, dtype, max_branches, max_draft_len,
-                      parse_int_list(lengths, "--lengths") if lengths else None,
-                      str(natural_lengths) if natural_lengths else None,
-                      prompt_tokens_given=ctx.get_parameter_source("prompt_tokens").name != "DEFAULT")
-    grid = evaluate_grid(plan.problem)
-    if len(grid) == 0:
-        raise UserError(f"the curve {plan.problem.curve.name} has no accuracy at the requested lengths; "
-                        f"its budgets are {plan.problem.curve.budgets}")
-    result = run_predict(plan.problem, budget_s, grid)
-    if not grid.fits.any():
-        raise UserError(f"no configuration fits in memory ({result.excluded_memory} evaluated) on "
-                        f"{plan.problem.devices}x {plan.problem.profile.name}; try --devices, --dtype or a smaller model")
-    if result.best is None:
-        fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
-        raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
-                        f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
-                        f"L={fastest.max_tokens}); raise --budget")
+    request = PlanRequest(
+        model=model, draft=draft, acceptance=acceptance, curve=curve, device=device,
+        profile_file=str(profile) if profile else None, devices=devices, prompt_tokens=prompt_tokens, dtype=dtype,
+        max_branches=max_branches, max_draft_len=max_draft_len,
+        lengths=tuple(parse_int_list(lengths, "--lengths")) if lengths else (),
+        natural_lengths=str(natural_lengths) if natural_lengths else None)
+    plan = build_plan(request)
+    grid, result = run_prediction(plan.problem, budget_s)
     if html:
         from lattts.report.plots import frontier_figure, save_html
 
-        title = f"{plan.problem.target.name} on {plan.problem.devices}x {plan.problem.profile.name}: budget {format_duration(budget_s)}"
+        p = plan.problem
+        title = f"{p.workload.target.name} on {p.deployment.devices}x {p.deployment.profile.name}: budget {format_duration(budget_s)}"
         save_html(frontier_figure(grid, result, title, budget_s), html)
     if json_out:
         out = prediction_json(plan, result)
@@ -83,21 +76,23 @@ def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path 
     from rich.table import Table
 
     p = plan.problem
+    work, deploy = p.workload, p.deployment
     console.print(f"[bold]lattts predict[/]: most accurate configuration within [bold]{format_duration(budget_s)}[/]")
-    console.print(f"  model     {p.target.name}" + (f", draft {p.draft.name}" if p.draft else ", no draft")
-                  + f", {p.weight_dtype}")
-    console.print(f"  prompt    {p.prompt_tokens} tokens — {plan.prompt_tokens_source}", highlight=False)
-    console.print(f"  device    {p.devices}x {p.profile.name} — {plan.device_reason}; {plan.devices_reason}", highlight=False)
-    console.print(f"  latency   roofline on {p.profile.source}", highlight=False)
-    if p.acceptance:
-        console.print(f"  accept    alpha {p.acceptance.alpha:.3f} from {p.acceptance.source}", highlight=False)
-        if p.acceptance.extrapolates(max(p.draft_lens)):
-            measured = len(p.acceptance.conditional)
+    console.print(f"  model     {work.target.name}" + (f", draft {work.draft.name}" if work.draft else ", no draft")
+                  + f", {deploy.dtype}")
+    console.print(f"  prompt    {work.prompt_tokens} tokens — {plan.prompt_tokens_source}", highlight=False)
+    console.print(f"  device    {deploy.devices}x {deploy.profile.name} — {plan.device_reason}; {plan.devices_reason}",
+                  highlight=False)
+    console.print(f"  latency   roofline on {deploy.profile.source}", highlight=False)
+    if work.acceptance:
+        console.print(f"  accept    alpha {work.acceptance.alpha:.3f} from {work.acceptance.source}", highlight=False)
+        if work.acceptance.extrapolates(max(p.draft_lens)):
+            measured = len(work.acceptance.conditional)
             console.print(f"            measured up to draft position {measured}; positions beyond reuse its rate "
                           f"(extrapolated up to γ={max(p.draft_lens)})", highlight=False)
     console.print(f"  accuracy  {p.curve.name}: {p.curve.source}", highlight=False)
-    if p.lengths:
-        console.print(f"  lengths   natural, {p.lengths.source}", highlight=False)
+    if work.natural_lengths:
+        console.print(f"  lengths   natural, {work.natural_lengths.source}", highlight=False)
     console.print(f"  grid      {result.evaluated} configurations, {result.excluded_memory} excluded (exceed device memory)")
 
     table = Table(title="answer and the paper's strategies at this budget", title_justify="left")

@@ -14,23 +14,6 @@ def register(app: typer.Typer) -> None:
     app.command("roofline")(roofline)
 
 
-def sweep(spec, profile, batches, query: int, context: int, dtype: str | None = None) -> list[dict]:
-    """One row per batch size: pass time, bound, per-group bounds, intensity, attained FLOP/s, tokens/s."""
-    from lattts.simulator.roofline import forward_pass
-
-    rows = []
-    for b in batches:
-        cost = forward_pass(spec, profile, b, query, context, dtype=dtype)
-        rows.append({
-            "batch": b, "query": query, "context": context, "time_s": cost.time_s, "bound": cost.bound,
-            "groups": {g.name: {"time_s": g.time_s, "bound": g.bound} for g in cost.groups},
-            "flops": cost.flops, "bytes": cost.bytes, "intensity_flop_per_byte": cost.flops / cost.bytes,
-            "attained_flops_per_s": cost.flops / cost.time_s, "tokens_per_s": b * query / cost.time_s,
-            "peak_flops_per_s": profile.matmul_flops_per_s,
-        })
-    return rows
-
-
 @handle_errors
 def roofline(
     model: str = typer.Option("s1.1-32B", "--model", "-m", help="Model name or config.json path."),
@@ -45,10 +28,12 @@ def roofline(
 ) -> None:
     """Latency and throughput of one forward pass against batch size, the ridge point, and which op
     groups are memory- or compute-bound (the paper's Figure 3)."""
+    from lattts.dtypes import bytes_per_value, canonical_dtype
     from lattts.errors import UserError
     from lattts.hardware.choose import choose_profile
     from lattts.models.registry import resolve_model
-    from lattts.models.spec import DTYPE_BYTES, canonical_dtype
+    from lattts.simulator.deployment import Deployment
+    from lattts.simulator.roofline import batch_sweep
 
     if context < 0 or query < 1 or max_batch < 1:
         raise UserError("--context must be >= 0, --query and --max-batch >= 1")
@@ -56,9 +41,10 @@ def roofline(
     dtype = canonical_dtype(dtype) if dtype else None
     choice = choose_profile(device, str(profile) if profile else None, dtype)
     prof = choice.profile
-    dtype = dtype or prof.dtype
+    deploy = Deployment.on(prof, dtype)
+    dtype = deploy.dtype
     batches = [2 ** i for i in range(0, max_batch.bit_length()) if 2 ** i <= max_batch]
-    rows = sweep(spec, prof, batches, query, context, dtype)
+    rows = [r.to_json() for r in batch_sweep(spec, deploy, batches, query, context)]
     ridge = prof.ridge_flop_per_byte
     knee = next((r["batch"] for r in rows if r["groups"]["linear"]["bound"] == "compute"), None)
     if json_out:
@@ -69,7 +55,7 @@ def roofline(
 
         console.print(f"[bold]{spec.name}[/] on {prof.name} ({choice.reason}), {dtype}, q={query}, s={context}", highlight=False)
         console.print(f"  rates from {prof.source}", highlight=False)
-        rows_at_ridge = ridge * DTYPE_BYTES[dtype] / 2  # a weight of b bytes does 2 FLOP per row of the batch
+        rows_at_ridge = ridge * bytes_per_value(dtype) / 2  # a weight of b bytes does 2 FLOP per row of the batch
         console.print(f"  ridge point {ridge:.0f} FLOP/byte: matmuls turn compute-bound at about "
                       f"{rows_at_ridge / query:.0f} sequences per pass (first compute-bound batch here: {knee})")
         t = Table()

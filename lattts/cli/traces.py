@@ -23,7 +23,7 @@ def convert(
     source: Path = typer.Argument(..., help="Trace file in any format `lattts accuracy --traces` reads."),
     out: Path = typer.Argument(..., help="Where to write lattts traces: .parquet for Parquet, else JSONL."),
     truncate_at: Optional[str] = typer.Option(None, "--truncate",
-                                              help="Also cut each sample at these budgets L (needs token counts): "
+                                              help="Also cut each sample at these lengths L (needs token counts): "
                                                    "one copy of the rows per L, a lower bound of budget forcing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a summary."),
 ) -> None:
@@ -38,7 +38,7 @@ def convert(
     write_traces(data.rows, out)
     summary = {"source": data.describe(), "out": str(out), "rows": len(data.rows),
                "problems": len({r.problem_id for r in data.rows}),
-               "budgets": list(data.budgets) if data.budgets else None}
+               "lengths": list(data.lengths) if data.lengths else None}
     if json_out:
         print_json(summary)
         return

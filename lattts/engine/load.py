@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
+from lattts.dtypes import canonical_dtype, torch_dtype as to_torch_dtype
 from lattts.engine.model import Transformer
 from lattts.engine.tokenizer import Tokenizer, from_gguf, from_tokenizer_json
 from lattts.errors import UserError
+from lattts.models.gguf import gguf_spec
 from lattts.models.registry import check_draft_compatible, find_entry, resolve_model, self_draft_layers
 from lattts.models.spec import ModelSpec
-
-TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -55,34 +55,6 @@ class ByteTokenizer(Tokenizer):
     def token_id(self, text: str) -> int | None:
         data = text.encode("utf-8")
         return data[0] if len(data) == 1 else None
-
-
-def gguf_spec(reader, name: str) -> ModelSpec:
-    """A ModelSpec from an open GGUFReader's <arch>.* metadata."""
-
-    def get(key: str, default=None):
-        f = reader.fields.get(key)
-        return default if f is None else f.contents()
-
-    arch = get("general.architecture")
-    if arch not in ("llama", "qwen2"):
-        raise UserError(f"GGUF architecture {arch!r} is not supported (llama, qwen2)")
-    names = {t.name for t in reader.tensors}
-    n_heads = int(get(f"{arch}.attention.head_count"))
-    d = int(get(f"{arch}.embedding_length"))
-    cfg = {
-        "model_type": arch, "num_hidden_layers": int(get(f"{arch}.block_count")), "hidden_size": d,
-        "num_attention_heads": n_heads, "num_key_value_heads": int(get(f"{arch}.attention.head_count_kv", n_heads)),
-        "intermediate_size": int(get(f"{arch}.feed_forward_length")),
-        "vocab_size": int(get(f"{arch}.vocab_size", len(get("tokenizer.ggml.tokens") or []))),
-        "tie_word_embeddings": "output.weight" not in names,
-        "rope_theta": float(get(f"{arch}.rope.freq_base", 10000.0)),
-        "max_position_embeddings": int(get(f"{arch}.context_length", 4096)),
-        "rms_norm_eps": float(get(f"{arch}.attention.layer_norm_rms_epsilon", 1e-6)),
-        "head_dim": int(get(f"{arch}.rope.dimension_count", d // n_heads)),
-        "eos_token_id": get("tokenizer.ggml.eos_token_id"), "bos_token_id": get("tokenizer.ggml.bos_token_id"),
-    }
-    return ModelSpec.from_hf_config(cfg, name, source="GGUF metadata")
 
 
 CONVERTED_FORMAT = 2  # bump when the layout of converted folders changes
@@ -124,9 +96,8 @@ def _converted_gguf(path: Path, name: str) -> Path:
 
 def load(model: str, device: str = "cpu", dtype: str = "fp32", seed: int = 0, random_weights: bool = False) -> Loaded:
     """Load a model for the engine; see the module docstring for what ``model`` may be."""
-    if dtype not in TORCH_DTYPES:
-        raise UserError(f"engine dtype {dtype!r} is not supported: use fp32, bf16 or fp16")
-    torch_dtype = TORCH_DTYPES[dtype]
+    torch_dtype = to_torch_dtype(dtype)
+    dtype = canonical_dtype(dtype)
     entry = find_entry(model)
     path = Path(model)
     if entry is not None and entry.name == "SmolLM2-135M-Instruct" and not random_weights:

@@ -146,9 +146,9 @@ class Transformer(nn.Module):
     def _norm(self, x: Tensor, weight: Tensor) -> Tensor:
         return F.rms_norm(x, (x.shape[-1],), weight, self.spec.norm_eps)
 
-    def forward(self, tokens: Tensor, cache: KVCache, logits: str = "last", n_layers: int | None = None) -> Tensor:
-        """Run ``tokens`` (B, q) on top of what ``cache`` holds; return float32 logits
-        (B, 1, V) for 'last' or (B, q, V) for 'all'. Advances ``cache.lengths`` by q.
+    def forward(self, tokens: Tensor, cache: KVCache, logits_at: str = "last", n_layers: int | None = None) -> Tensor:
+        """Run ``tokens`` (B, q) on top of what ``cache`` holds; return float32 logits at the positions
+        ``logits_at`` names: (B, 1, V) for 'last' or (B, q, V) for 'all'. Advances ``cache.lengths`` by q.
 
         ``n_layers`` runs only the first layers (self-speculation draft); the cache must have that many.
         """
@@ -183,7 +183,7 @@ class Transformer(nn.Module):
             gate, up = lin(m, p + "w_gate_up", layer.w_gate_up, layer.b_gate_up).chunk(2, dim=-1)  # (B*q, ff) each
             x = x + lin(F.silu(gate) * up, p + "w_down", layer.w_down, layer.b_down).reshape(B, q, -1)
         cache.advance(q)
-        if logits == "last":
+        if logits_at == "last":
             x = x[:, -1:]
         x = self._norm(x, self.norm).reshape(-1, spec.d_model)
         return lin(x, "head", self.head, None).float().reshape(B, -1, spec.vocab_size)

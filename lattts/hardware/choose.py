@@ -16,7 +16,8 @@ from lattts.hardware.cpu import CpuInfo, detect_cpu
 from lattts.hardware.devices import find_device, match_nvml_name
 from lattts.hardware.nvml import GpuInfo, NvmlUnavailable, query_gpus
 from lattts.hardware.store import gpu_device_key, saved_profiles
-from lattts.simulator.profile import DeviceProfile, datasheet_profile, load_profile
+from lattts.hardware.profiles import DEFAULT_GPU_DTYPE, datasheet_profile, load_profile
+from lattts.simulator.profile import DeviceProfile
 
 FALLBACK_DEVICE = "h100-sxm"
 
@@ -54,6 +55,7 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
                    fits: Callable[[DeviceProfile], bool] = lambda p: True,
                    detection: Detection | None = None) -> DeviceChoice:
     """The profile to predict with and a one-line reason."""
+    gpu_dtype = dtype or DEFAULT_GPU_DTYPE
     if profile_file:
         return DeviceChoice(load_profile(profile_file), f"--profile {profile_file}")
     if device:
@@ -65,7 +67,7 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
                 raise UserError(f"this CPU ({cpu.model}) has no calibration yet: its bandwidth and FLOP/s are "
                                 f"unknown until measured; run `lattts calibrate --device cpu`")
             return DeviceChoice(saved, f"--device cpu: saved calibration of {cpu.model}")
-        return DeviceChoice(datasheet_profile(spec, dtype or "bf16"), f"--device {device}")
+        return DeviceChoice(datasheet_profile(spec, gpu_dtype), f"--device {device}")
 
     detection = detection or detect()
     fallback = find_device(FALLBACK_DEVICE)
@@ -76,9 +78,9 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
             return DeviceChoice(saved, f"saved calibration of detected GPU 0 ({gpu.name})")
         row = match_nvml_name(gpu.name)
         if row is not None:
-            return DeviceChoice(datasheet_profile(row, dtype or "bf16"),
+            return DeviceChoice(datasheet_profile(row, gpu_dtype),
                                 f"detected GPU 0 ({gpu.name}), not calibrated yet (`lattts calibrate --gpu 0` measures it)")
-        return DeviceChoice(datasheet_profile(fallback, dtype or "bf16"),
+        return DeviceChoice(datasheet_profile(fallback, gpu_dtype),
                             f"detected GPU 0 ({gpu.name}) is not in the device table and not calibrated; "
                             f"showing {fallback.name} instead (`lattts calibrate --gpu 0` measures yours)")
     why = f"no GPU detected ({detection.nvml_error})" if detection.nvml_error else "no GPU detected"
@@ -87,4 +89,4 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
         if fits(saved):
             return DeviceChoice(saved, f"{why}; saved calibration of this CPU ({detection.cpu.model})")
         why += f"; this CPU's calibration cannot hold the model in {saved.usable_memory_bytes / 1e9:.1f} GB"
-    return DeviceChoice(datasheet_profile(fallback, dtype or "bf16"), f"{why}; using the {fallback.name} datasheet")
+    return DeviceChoice(datasheet_profile(fallback, gpu_dtype), f"{why}; using the {fallback.name} datasheet")

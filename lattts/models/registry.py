@@ -76,11 +76,15 @@ def _looks_like_path(name: str) -> bool:
 
 
 def resolve_model(name: str) -> ModelSpec:
-    """A ModelSpec for a catalogue name/alias or a path to a ``config.json`` (or its folder)."""
+    """A ModelSpec for a catalogue name/alias, a path to a ``config.json`` (or its folder), or a GGUF file."""
     entry = find_entry(name)
     if entry is not None:
         spec = ModelSpec.from_file(_package_file("models", "configs", entry.config), name=entry.name)
         return spec
+    if name.endswith(".gguf"):
+        from lattts.models.gguf import read_gguf_spec
+
+        return read_gguf_spec(name)
     if _looks_like_path(name):
         return ModelSpec.from_file(name)
     all_keys = [k for e in catalog() for k in (e.name, *e.aliases)]

@@ -12,15 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lattts.dtypes import bytes_per_value, canonical_dtype
 from lattts.errors import UserError
-
-DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
-_DTYPE_ALIASES = {
-    "float32": "fp32", "fp32": "fp32", "float": "fp32",
-    "bfloat16": "bf16", "bf16": "bf16",
-    "float16": "fp16", "fp16": "fp16", "half": "fp16",
-    "float8": "fp8", "fp8": "fp8",
-}
 
 # Config keys and the aliases other exporters use for them (first match wins).
 _KEYS = {
@@ -31,14 +24,6 @@ _KEYS = {
     "vocab_size": ("vocab_size", "n_vocab"),
 }
 _FAMILIES = ("llama", "qwen2", "mistral")
-
-
-def canonical_dtype(name: str) -> str:
-    """'bf16', 'fp16', 'fp32' or 'fp8' for a dtype name such as 'bfloat16'."""
-    key = str(name).lower().replace("torch.", "")
-    if key not in _DTYPE_ALIASES:
-        raise UserError(f"unknown dtype {name!r}: use one of fp32, bf16, fp16, fp8")
-    return _DTYPE_ALIASES[key]
 
 
 @dataclass(frozen=True)
@@ -150,11 +135,17 @@ class ModelSpec:
 
     def weight_bytes(self, dtype: str = "bf16") -> int:
         """Bytes to hold all parameters in ``dtype``."""
-        return self.n_params * DTYPE_BYTES[canonical_dtype(dtype)]
+        return self.n_params * bytes_per_value(dtype)
 
     def kv_bytes_per_token(self, dtype: str = "bf16") -> int:
         """KV-cache bytes one token adds: K and V for every layer."""
-        return 2 * self.n_layers * self.kv_dim * DTYPE_BYTES[canonical_dtype(dtype)]
+        return 2 * self.n_layers * self.kv_dim * bytes_per_value(dtype)
+
+    @property
+    def shape(self) -> tuple:
+        """What decides the cost of a pass: layer count, widths, heads, vocabulary, biases, tying."""
+        return (self.arch, self.n_layers, self.d_model, self.n_heads, self.n_kv_heads, self.head_dim, self.d_ff,
+                self.vocab_size, self.tie_embeddings, self.qkv_bias, self.o_bias, self.mlp_bias, self.draft_vocab_size)
 
     # ---- variants ------------------------------------------------------------------------
     def first_layers(self, n: int) -> "ModelSpec":
@@ -194,62 +185,28 @@ class ModelSpec:
         cfg = dict(config)
         if isinstance(cfg.get("text_config"), dict):  # multimodal wrappers keep the LM inside
             cfg = {**cfg, **cfg["text_config"]}
-
-        def need(key: str) -> int:
-            for alias in _KEYS[key]:
-                if cfg.get(alias) is not None:
-                    value = cfg[alias]
-                    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                        raise UserError(f"{source}: {alias!r} must be a positive integer, got {value!r}")
-                    return value
-            raise UserError(f"{source}: missing key {_KEYS[key][0]!r} (also looked for {', '.join(_KEYS[key][1:])})")
-
-        archs = [str(a) for a in cfg.get("architectures") or []]
-        model_type = str(cfg.get("model_type", "")).lower()
-        if any("eagle3" in a.lower() for a in archs) or cfg.get("draft_vocab_size"):
-            arch = "eagle3"
-        elif model_type in _FAMILIES:
-            arch = "qwen2" if model_type == "qwen2" else "llama"
-        elif any(a.startswith(("Llama", "Mistral")) for a in archs):
-            arch = "llama"
-        elif any(a.startswith("Qwen2") for a in archs):
-            arch = "qwen2"
-        else:
-            raise UserError(f"{source}: model_type {model_type or '(none)'!r} is not supported; "
-                            f"lattts models the Llama and Qwen2 families ({', '.join(_FAMILIES)})")
-
-        n_layers, d_model, n_heads = need("n_layers"), need("d_model"), need("n_heads")
+        arch = _family(cfg, source)
+        n_layers, d_model, n_heads = (_positive(cfg, k, source) for k in ("n_layers", "d_model", "n_heads"))
         n_kv = cfg.get("num_key_value_heads") or cfg.get("n_kv_heads") or n_heads
         head_dim = cfg.get("head_dim") or d_model // n_heads
         if n_heads % n_kv:
             raise UserError(f"{source}: num_attention_heads ({n_heads}) is not a multiple of num_key_value_heads ({n_kv})")
-
-        rope = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else None
-        rope_theta = float(cfg.get("rope_theta") or (rope or {}).get("rope_theta") or 10000.0)
-        scaling = cfg.get("rope_scaling") or rope
-        if isinstance(scaling, dict):
-            kind = scaling.get("rope_type") or scaling.get("type")
-            scaling = None if kind in (None, "default") else tuple(sorted(
-                (k, v) for k, v in scaling.items() if k != "rope_theta"))
-        else:
-            scaling = None
-
+        rope_theta, scaling = _rope(cfg)
         if arch == "qwen2":
             qkv_bias, o_bias, mlp_bias = True, False, False
         else:
             attention_bias = bool(cfg.get("attention_bias", False))
             qkv_bias, o_bias, mlp_bias = attention_bias, attention_bias, bool(cfg.get("mlp_bias", False))
-
         eos = cfg.get("eos_token_id")
         eos_ids = tuple(eos) if isinstance(eos, list) else ((eos,) if isinstance(eos, int) else ())
-        dtype = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
         try:
-            dtype = canonical_dtype(dtype)
+            dtype = canonical_dtype(cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16")
         except UserError:
             dtype = "bf16"
         return cls(
             name=name, arch=arch, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
-            n_kv_heads=int(n_kv), head_dim=int(head_dim), d_ff=need("d_ff"), vocab_size=need("vocab_size"),
+            n_kv_heads=int(n_kv), head_dim=int(head_dim), d_ff=_positive(cfg, "d_ff", source),
+            vocab_size=_positive(cfg, "vocab_size", source),
             tie_embeddings=bool(cfg.get("tie_word_embeddings", False)) and arch != "eagle3",
             qkv_bias=qkv_bias, o_bias=o_bias, mlp_bias=mlp_bias, rope_theta=rope_theta,
             rope_scaling=scaling, max_position=int(cfg.get("max_position_embeddings") or 4096),
@@ -273,3 +230,43 @@ class ModelSpec:
             raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         display = name or (path.parent.name if path.name == "config.json" else path.stem)
         return replace(cls.from_hf_config(config, display, source=str(path)), config_path=str(path))
+
+
+def _positive(cfg: dict[str, Any], key: str, source: str) -> int:
+    """The first of ``key``'s aliases present in ``cfg``, which must be a positive integer."""
+    for alias in _KEYS[key]:
+        if cfg.get(alias) is not None:
+            value = cfg[alias]
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise UserError(f"{source}: {alias!r} must be a positive integer, got {value!r}")
+            return value
+    raise UserError(f"{source}: missing key {_KEYS[key][0]!r} (also looked for {', '.join(_KEYS[key][1:])})")
+
+
+def _family(cfg: dict[str, Any], source: str) -> str:
+    """'llama', 'qwen2' or 'eagle3' from model_type and architectures."""
+    archs = [str(a) for a in cfg.get("architectures") or []]
+    model_type = str(cfg.get("model_type", "")).lower()
+    if any("eagle3" in a.lower() for a in archs) or cfg.get("draft_vocab_size"):
+        return "eagle3"
+    if model_type in _FAMILIES:
+        return "qwen2" if model_type == "qwen2" else "llama"
+    if any(a.startswith(("Llama", "Mistral")) for a in archs):
+        return "llama"
+    if any(a.startswith("Qwen2") for a in archs):
+        return "qwen2"
+    raise UserError(f"{source}: model_type {model_type or '(none)'!r} is not supported; "
+                    f"lattts models the Llama and Qwen2 families ({', '.join(_FAMILIES)})")
+
+
+def _rope(cfg: dict[str, Any]) -> tuple[float, tuple | None]:
+    """(rope theta, scaling as sorted key/value pairs or None for plain RoPE)."""
+    rope = cfg.get("rope_parameters") if isinstance(cfg.get("rope_parameters"), dict) else None
+    theta = float(cfg.get("rope_theta") or (rope or {}).get("rope_theta") or 10000.0)
+    scaling = cfg.get("rope_scaling") or rope
+    if not isinstance(scaling, dict):
+        return theta, None
+    kind = scaling.get("rope_type") or scaling.get("type")
+    if kind in (None, "default"):
+        return theta, None
+    return theta, tuple(sorted((k, v) for k, v in scaling.items() if k != "rope_theta"))

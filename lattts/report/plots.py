@@ -57,7 +57,7 @@ def frontier_figure(grid, prediction, title: str, budget_s: float | None = None)
 
 def roofline_figure(rows: list[dict], title: str, ridge: float | None = None):
     """Three panels, as the paper's Figure 3: roofline (attainable FLOP/s vs intensity), throughput and
-    latency per forward pass against batch size. ``rows`` come from ``lattts.cli.roofline.sweep``."""
+    latency per forward pass against batch size. ``rows`` are ``SweepRow.to_json()`` dicts (``lattts.simulator.roofline.batch_sweep``)."""
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
@@ -141,6 +141,7 @@ def calibration_figure(data, profile):
     from plotly.subplots import make_subplots
     import plotly.graph_objects as go
 
+    from lattts.simulator.deployment import Deployment
     from lattts.simulator.roofline import forward_pass, pass_time
 
     n = len(data)
@@ -154,7 +155,7 @@ def calibration_figure(data, profile):
             fig.add_trace(go.Scatter(x=[b for b, _ in pts], y=[t * 1e3 for _, t in pts], mode="markers",
                                      name=f"{d.spec.name} s={s} measured", marker=dict(color=color)), row=1, col=col)
             bs = np.unique(np.geomspace(1, max(b for b, _ in pts), 60).round())
-            fitted = pass_time(d.spec, profile, bs, 1, s, 1)
+            fitted = pass_time(d.spec, Deployment.on(profile, d.dtype), bs, 1, s, 1)
             fig.add_trace(go.Scatter(x=bs, y=fitted * 1e3, mode="lines", name=f"{d.spec.name} s={s} fitted",
                                      line=dict(color=color)), row=1, col=col)
         fig.update_xaxes(type="log", title_text="batch B (q=1)", row=1, col=col)
@@ -162,7 +163,7 @@ def calibration_figure(data, profile):
     xs, ys, texts = [], [], []
     for d in data:
         for m in d.rows:
-            cost = forward_pass(d.spec, profile, m.batch, m.query_len, m.context_len, m.logits)
+            cost = forward_pass(d.spec, Deployment.on(profile, d.dtype), m.batch, m.query_len, m.context_len, m.logits)
             xs.append(cost.flops / cost.bytes)
             ys.append(cost.flops / m.latency_s)
             texts.append(f"{d.spec.name} B={m.batch} q={m.query_len} s={m.context_len}")

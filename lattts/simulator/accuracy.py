@@ -1,8 +1,8 @@
 """Accuracy curves accuracy(B, L) with provenance, and the embedded paper-fitted default.
 
 Every curve answers ``accuracy(branches, max_tokens)`` (fractions; NaN outside what it can
-answer), says where its numbers come from, and lists the budgets it measured. Between measured
-budgets it interpolates linearly in log2(L); outside them it refuses (NaN), never extrapolates.
+answer), says where its numbers come from, and lists the lengths it measured. Between measured
+lengths it interpolates linearly in log2(L); outside them it refuses (NaN), never extrapolates.
 
 The default curve is fitted to the paper's published s1.1-32B MATH-500 summary (Table 1): at
 each budget L the single-sample success p of a problem is modelled as Beta(mean = acc(1, L),
@@ -28,6 +28,7 @@ from lattts.errors import UserError, suggest
 PAPER_SOURCE = ("fitted to published summary: Wang et al. 2025, 'Faster and Better LLMs via Latency-Aware "
                 "Test-Time Scaling', Table 1 (s1.1-32B, MATH-500), B=16 from Appendix A.2")
 PAPER_FIT_BRANCHES = 16
+PAPER_CURVE_NAME = "s1.1-32b-math500-paper"
 
 
 class AccuracyCurve(Protocol):
@@ -36,33 +37,33 @@ class AccuracyCurve(Protocol):
     kind: str  # 'fitted' or 'measured'
 
     @property
-    def budgets(self) -> tuple[int, ...] | None: ...  # measured L values; None for a single-budget curve
+    def lengths(self) -> tuple[int, ...] | None: ...  # measured L values; None for a single-budget curve
 
     def accuracy(self, branches, max_tokens) -> np.ndarray: ...
 
-    def search_budgets(self, steps_per_octave: int = 4) -> list[int]: ...
+    def search_lengths(self, steps_per_octave: int = 4) -> list[int]: ...
 
 
-def log2_grid(budgets, steps_per_octave: int) -> list[int]:
-    """The measured budgets plus evenly spaced points in log2(L) between neighbours."""
-    budgets = sorted(set(int(b) for b in budgets))
-    out = set(budgets)
-    for lo, hi in zip(budgets, budgets[1:]):
+def log2_grid(lengths, steps_per_octave: int) -> list[int]:
+    """The measured lengths plus evenly spaced points in log2(L) between neighbours."""
+    lengths = sorted(set(int(b) for b in lengths))
+    out = set(lengths)
+    for lo, hi in zip(lengths, lengths[1:]):
         k = max(1, round(steps_per_octave * math.log2(hi / lo)))
         out.update(int(round(lo * (hi / lo) ** (i / k))) for i in range(1, k))
     return sorted(out)
 
 
-def interp_log2(values_at_budgets: np.ndarray, budgets: np.ndarray, max_tokens) -> np.ndarray:
-    """Interpolate per-budget values (..., n_budgets) linearly in log2(L); NaN outside the budgets."""
+def interp_log2(values_at_lengths: np.ndarray, lengths: np.ndarray, max_tokens) -> np.ndarray:
+    """Interpolate per-length values (..., n_lengths) linearly in log2(L); NaN outside the lengths."""
     x = np.log2(np.asarray(max_tokens, float))
-    xb = np.log2(np.asarray(budgets, float))
+    xb = np.log2(np.asarray(lengths, float))
     if len(xb) == 1:
-        return np.where(np.isclose(x, xb[0]), values_at_budgets[..., 0], np.nan)
+        return np.where(np.isclose(x, xb[0]), values_at_lengths[..., 0], np.nan)
     j = np.clip(np.searchsorted(xb, x, side="right") - 1, 0, len(xb) - 2)
     w = (x - xb[j]) / (xb[j + 1] - xb[j])
-    lo = np.take_along_axis(values_at_budgets, j[..., None], -1)[..., 0] if values_at_budgets.ndim > 1 else values_at_budgets[j]
-    hi = np.take_along_axis(values_at_budgets, (j + 1)[..., None], -1)[..., 0] if values_at_budgets.ndim > 1 else values_at_budgets[j + 1]
+    lo = np.take_along_axis(values_at_lengths, j[..., None], -1)[..., 0] if values_at_lengths.ndim > 1 else values_at_lengths[j]
+    hi = np.take_along_axis(values_at_lengths, (j + 1)[..., None], -1)[..., 0] if values_at_lengths.ndim > 1 else values_at_lengths[j + 1]
     out = lo + w * (hi - lo)
     return np.where((x < xb[0] - 1e-9) | (x > xb[-1] + 1e-9), np.nan, out)
 
@@ -108,17 +109,17 @@ class BetaMajorityCurve:
 
     name: str
     source: str
-    budget_list: tuple[int, ...]
+    measured_lengths: tuple[int, ...]
     means: tuple[float, ...]
     concentrations: tuple[float, ...]
     fitted_branches: int
     kind: str = "fitted"
 
     @property
-    def budgets(self) -> tuple[int, ...]:
-        return self.budget_list
+    def lengths(self) -> tuple[int, ...]:
+        return self.measured_lengths
 
-    def at_budgets(self, branches: int) -> np.ndarray:
+    def at_lengths(self, branches: int) -> np.ndarray:
         return np.array([majority_accuracy_beta(m, k, branches) for m, k in zip(self.means, self.concentrations)])
 
     def accuracy(self, branches, max_tokens) -> np.ndarray:
@@ -126,11 +127,11 @@ class BetaMajorityCurve:
         out = np.full(B.shape, np.nan)
         for b in np.unique(B):
             sel = B == b
-            out[sel] = interp_log2(self.at_budgets(int(b)), np.array(self.budget_list), L[sel])
+            out[sel] = interp_log2(self.at_lengths(int(b)), np.array(self.measured_lengths), L[sel])
         return out
 
-    def search_budgets(self, steps_per_octave: int = 4) -> list[int]:
-        return log2_grid(self.budget_list, steps_per_octave)
+    def search_lengths(self, steps_per_octave: int = 4) -> list[int]:
+        return log2_grid(self.measured_lengths, steps_per_octave)
 
 
 @lru_cache(maxsize=1)
@@ -146,10 +147,10 @@ def paper_curve() -> BetaMajorityCurve:
     rows = paper_table1()
     base = {int(r["max_tokens"]): float(r["accuracy_pct"]) / 100 for r in rows if r["strategy"] == "baseline"}
     best = {int(r["max_tokens"]): float(r["accuracy_pct"]) / 100 for r in rows if r["strategy"] == "latency-optimal"}
-    budgets = tuple(sorted(base))
-    ks = tuple(fit_concentration(base[L], best[L], PAPER_FIT_BRANCHES) for L in budgets)
-    return BetaMajorityCurve(name="s1.1-32b-math500-paper", source=PAPER_SOURCE, budget_list=budgets,
-                             means=tuple(base[L] for L in budgets), concentrations=ks,
+    lengths = tuple(sorted(base))
+    ks = tuple(fit_concentration(base[L], best[L], PAPER_FIT_BRANCHES) for L in lengths)
+    return BetaMajorityCurve(name=PAPER_CURVE_NAME, source=PAPER_SOURCE, measured_lengths=lengths,
+                             means=tuple(base[L] for L in lengths), concentrations=ks,
                              fitted_branches=PAPER_FIT_BRANCHES)
 
 
@@ -172,18 +173,18 @@ class ScaledCurve:
                 f"between branches and length falls where this machine can run it ({self.base.source})")
 
     @property
-    def budgets(self) -> tuple[int, ...] | None:
-        b = self.base.budgets
+    def lengths(self) -> tuple[int, ...] | None:
+        b = self.base.lengths
         return None if b is None else tuple(max(1, round(x / self.length_scale)) for x in b)
 
     def accuracy(self, branches, max_tokens) -> np.ndarray:
         return self.base.accuracy(branches, np.asarray(max_tokens, float) * self.length_scale)
 
-    def search_budgets(self, steps_per_octave: int = 4) -> list[int]:
-        return sorted({max(1, round(x / self.length_scale)) for x in self.base.search_budgets(steps_per_octave)})
+    def search_lengths(self, steps_per_octave: int = 4) -> list[int]:
+        return sorted({max(1, round(x / self.length_scale)) for x in self.base.search_lengths(steps_per_octave)})
 
 
-BUILTIN_CURVES = {"s1.1-32b-math500-paper": paper_curve}
+BUILTIN_CURVES = {PAPER_CURVE_NAME: paper_curve}
 
 
 def resolve_curve(name: str) -> AccuracyCurve:

@@ -17,10 +17,13 @@ closed forms (``sum_passes``): no loop over tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from lattts.models.spec import ModelSpec
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.lengths import LengthDistribution
 from lattts.simulator.profile import DeviceProfile
 from lattts.simulator.roofline import combine, group_times, pass_time, pass_work
 from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds
@@ -43,8 +46,20 @@ def _sum_positive_part(h0, h1, n):
     return np.where(h1 > 0, rising, np.where(h1 < 0, falling, flat))
 
 
-def sum_passes(spec: ModelSpec, profile: DeviceProfile, batch, query, start_context, context_step, n_passes,
-               logits=None, dtype: str | None = None, devices: int = 1):
+@dataclass(frozen=True)
+class PassSeries:
+    """``count`` forward passes of (batch, query) whose context starts at ``start_context`` tokens and
+    grows by ``context_step`` per pass (arrays broadcast; count may be fractional: an expected number)."""
+
+    batch: Any
+    query: Any
+    start_context: Any
+    context_step: Any
+    count: Any
+    logit_positions: Any = None  # per sequence; None = all q
+
+
+def sum_passes(spec: ModelSpec, deploy: Deployment, series: PassSeries):
     """Closed form of sum_{i=0}^{n-1} pass_time(B, q, s0 + i*ds).
 
     Only attention depends on s, and its memory and compute times are both linear in s. With the
@@ -53,17 +68,17 @@ def sum_passes(spec: ModelSpec, profile: DeviceProfile, batch, query, start_cont
     rule over the n passes (the attention time is smooth and convex in s; the error is far below
     measurement noise).
     """
-    dtype = dtype or profile.dtype
-    s0 = np.asarray(start_context, float)
-    ds = np.asarray(context_step, float)
-    n = np.asarray(n_passes, float)
-    at0 = group_times(pass_work(spec, batch, query, s0, logits, dtype, devices), spec, profile, devices)
-    at1 = group_times(pass_work(spec, batch, query, s0 + 1.0, logits, dtype, devices), spec, profile, devices)
+    s0 = np.asarray(series.start_context, float)
+    ds = np.asarray(series.context_step, float)
+    n = np.asarray(series.count, float)
+    b, q, lg = series.batch, series.query, series.logit_positions
+    at0 = group_times(pass_work(spec, deploy, b, q, s0, lg), spec, deploy)
+    at1 = group_times(pass_work(spec, deploy, b, q, s0 + 1.0, lg), spec, deploy)
     other = sum(t for name, (t, _, _) in at0.items() if name != "attention")
     (_, mem0, cmp0), (_, mem1, cmp1) = at0["attention"], at1["attention"]
     # per-pass index i: mem(i) = mem0 + (mem1 - mem0) * ds * i, likewise compute
     mem_slope, cmp_slope = (mem1 - mem0) * ds, (cmp1 - cmp0) * ds
-    p = profile.knee_sharpness
+    p = deploy.profile.knee_sharpness
     if np.isinf(p):
         attention = _series(mem0, mem_slope, 0.0, n) + _sum_positive_part(cmp0 - mem0, cmp_slope - mem_slope, n)
     elif p == 1.0:
@@ -79,6 +94,33 @@ def sum_passes(spec: ModelSpec, profile: DeviceProfile, batch, query, start_cont
 
 
 @dataclass(frozen=True)
+class Workload:
+    """What is generated, whatever the device: the models, the prompt, how drafts are accepted and
+    how long branches run.
+
+    ``natural_lengths`` None means budget forcing (every branch runs to L); otherwise each branch
+    stops at its own length and the batch runs to the expected longest (``lengths.py``).
+    ``shared_prefill`` False prefills the prompt once per branch (B x P tokens in one pass), as
+    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``).
+    """
+
+    target: ModelSpec
+    prompt_tokens: int
+    draft: ModelSpec | None = None
+    acceptance: AcceptanceModel | None = None
+    draft_shares_weights: bool = False  # a self:N draft: the target's own first layers
+    natural_lengths: LengthDistribution | None = None
+    shared_prefill: bool = True
+
+    def tokens_needed(self, branches, max_tokens) -> np.ndarray:
+        """Tokens the slowest branch of the batch must reach: L under forcing, else E[longest of B]."""
+        L = np.asarray(max_tokens, float)
+        if self.natural_lengths is None:
+            return np.broadcast_to(L, np.broadcast(np.asarray(branches), L).shape)
+        return np.maximum(self.natural_lengths.expected_longest(branches, L), 1.0)
+
+
+@dataclass(frozen=True)
 class LatencyBreakdown:
     """Predicted latency parts, arrays over the configurations asked for (seconds; rounds)."""
 
@@ -91,58 +133,63 @@ class LatencyBreakdown:
     tokens_per_round: np.ndarray
 
 
-def prefill_time(spec: ModelSpec, profile: DeviceProfile, branches, prompt_tokens: int,
-                 dtype: str | None = None, devices: int = 1):
+def prefill_time(spec: ModelSpec, deploy: Deployment, branches, prompt_tokens: int):
     """One prefill of the shared prompt plus copying its KV to the other B-1 branches."""
-    prefill = pass_time(spec, profile, 1, prompt_tokens, 0, 1, dtype, devices)
-    nb = spec.kv_bytes_per_token(dtype or profile.dtype) / devices
-    fork = 2.0 * (np.asarray(branches, float) - 1.0) * prompt_tokens * nb / profile.kv_bw_bytes_per_s  # read + write
+    prefill = pass_time(spec, deploy, 1, prompt_tokens, 0, 1)
+    nb = spec.kv_bytes_per_token(deploy.dtype) / deploy.devices
+    fork = 2.0 * (np.asarray(branches, float) - 1.0) * prompt_tokens * nb / deploy.profile.kv_bw_bytes_per_s  # read + write
     return prefill + fork
 
 
-def generation_latency(target: ModelSpec, profile: DeviceProfile, branches, draft_len, max_tokens, prompt_tokens: int,
-                       draft: ModelSpec | None = None, acceptance: AcceptanceModel | None = None,
-                       dtype: str | None = None, devices: int = 1, tokens_needed=None,
-                       shared_prefill: bool = True) -> LatencyBreakdown:
-    """Predicted wall time to give each of B branches ``max_tokens`` tokens (budget forcing).
+def _prefill(work: Workload, deploy: Deployment, branches, speculative: bool):
+    P = work.prompt_tokens
+    pre = (prefill_time(work.target, deploy, branches, P) if work.shared_prefill
+           else pass_time(work.target, deploy, branches, P, 0, 1))
+    if speculative:
+        pre = pre + prefill_time(work.draft, deploy, branches, P)
+    return pre
 
-    ``tokens_needed`` overrides the per-configuration token count the batch must reach (natural
-    lengths: the expected longest branch, see ``lengths.py``); by default it is ``max_tokens``.
-    ``shared_prefill=False`` prefills the prompt once per branch (B x P tokens in one pass), as
-    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``).
-    """
+
+def _plain(work: Workload, deploy: Deployment, b, n):
+    """Decode passes for n further tokens: (target time, draft time, rounds, tokens per round)."""
+    tgt = sum_passes(work.target, deploy, PassSeries(b, 1, work.prompt_tokens, 1.0, n, 1))
+    return tgt, np.zeros_like(b), n, np.ones_like(b)
+
+
+def _speculative(work: Workload, deploy: Deployment, b, n, gamma: int):
+    """Verify and draft passes of the rounds the slowest of b branches needs for n further tokens."""
+    if work.draft is None or work.acceptance is None:
+        raise ValueError("speculative configurations need a draft and an acceptance model")
+    mu = work.acceptance.tokens_per_round(gamma)
+    rounds = np.array([expected_max_rounds(work.acceptance, gamma, int(round(k)), int(bb)) for bb, k in zip(b, n)])
+    c0 = work.prompt_tokens + 1.0  # committed tokens at the first round (prompt + the prefill's token)
+    # the target verifies [last committed, d_1..d_gamma] on top of c0 - 1 cached tokens
+    tgt = sum_passes(work.target, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
+    # the draft's first pass reads the last two committed tokens, then one token per pass
+    drf = sum_passes(work.draft, deploy, PassSeries(b, 2, c0 - 2.0, mu, rounds, 1))
+    for j in range(2, gamma + 1):
+        drf = drf + sum_passes(work.draft, deploy, PassSeries(b, 1, c0 + j - 2.0, mu, rounds, 1))
+    return tgt, drf, rounds, np.full_like(b, mu)
+
+
+def generation_latency(work: Workload, deploy: Deployment, branches, draft_len, max_tokens) -> LatencyBreakdown:
+    """Predicted wall time until each of B branches has its tokens: ``max_tokens`` under budget
+    forcing, else the expected longest natural length (``Workload.tokens_needed``)."""
     B, G, L = np.broadcast_arrays(np.asarray(branches, float), np.asarray(draft_len, int), np.asarray(max_tokens, float))
-    need = L if tokens_needed is None else np.broadcast_to(np.asarray(tokens_needed, float), L.shape)
-    shape = B.shape
-    total, prefill, sampling = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    target_s, draft_s, rounds, per_round = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.ones(shape)
-    P = float(prompt_tokens)
+    need = work.tokens_needed(B, L)
+    parts = {k: np.zeros(B.shape) for k in ("prefill", "target", "draft", "sampling", "rounds")}
+    per_round = np.ones(B.shape)
     for gamma in np.unique(G):
-        sel = G == gamma
+        sel, gamma = G == gamma, int(gamma)
         b, n = B[sel], need[sel] - 1.0  # the prefill's logits give the first token
-        pre = (prefill_time(target, profile, b, prompt_tokens, dtype, devices) if shared_prefill
-               else pass_time(target, profile, b, prompt_tokens, 0, 1, dtype, devices))
-        if gamma == 0:
-            tgt = sum_passes(target, profile, b, 1, P, 1.0, n, 1, dtype, devices)
-            drf, r, mu = np.zeros_like(b), n, np.ones_like(b)
-        else:
-            if draft is None or acceptance is None:
-                raise ValueError("speculative configurations need a draft and an acceptance model")
-            pre = pre + prefill_time(draft, profile, b, prompt_tokens, dtype, devices)
-            mu_g = acceptance.tokens_per_round(int(gamma))
-            r = np.array([expected_max_rounds(acceptance, int(gamma), int(round(k)), int(bb)) for bb, k in zip(b, n)])
-            mu = np.full_like(b, mu_g)
-            c0 = P + 1.0  # committed tokens at the first round (prompt + the prefill's token)
-            tgt = sum_passes(target, profile, b, gamma + 1, c0 - 1.0, mu_g, r, gamma + 1, dtype, devices)
-            drf = sum_passes(draft, profile, b, 2, c0 - 2.0, mu_g, r, 1, dtype, devices)
-            for j in range(2, int(gamma) + 1):
-                drf = drf + sum_passes(draft, profile, b, 1, c0 + j - 2.0, mu_g, r, 1, dtype, devices)
-        smp = sampling_time(profile, target.vocab_size, b, int(gamma), r)
-        prefill[sel], target_s[sel], draft_s[sel], rounds[sel], per_round[sel] = pre, tgt, drf, r, mu
-        sampling[sel] = smp
-        total[sel] = pre + tgt + drf + smp
-    return LatencyBreakdown(total_s=total, prefill_s=prefill, target_s=target_s, draft_s=draft_s,
-                            sampling_s=sampling, rounds=rounds, tokens_per_round=per_round)
+        tgt, drf, r, mu = _speculative(work, deploy, b, n, gamma) if gamma else _plain(work, deploy, b, n)
+        parts["prefill"][sel] = _prefill(work, deploy, b, gamma > 0)
+        parts["target"][sel], parts["draft"][sel], parts["rounds"][sel], per_round[sel] = tgt, drf, r, mu
+        parts["sampling"][sel] = sampling_time(deploy.profile, work.target.vocab_size, b, gamma, r)
+    total = parts["prefill"] + parts["target"] + parts["draft"] + parts["sampling"]
+    return LatencyBreakdown(total_s=total, prefill_s=parts["prefill"], target_s=parts["target"],
+                            draft_s=parts["draft"], sampling_s=parts["sampling"], rounds=parts["rounds"],
+                            tokens_per_round=per_round)
 
 
 def sampling_counts(branches, gamma: int, rounds):
@@ -161,16 +208,15 @@ def sampling_time(profile: DeviceProfile, vocab: int, branches, gamma: int, roun
     return calls * profile.sample_call_s + rows * vocab * profile.sample_s_per_logit
 
 
-def memory_required_bytes(target: ModelSpec, branches, draft_len, max_tokens, prompt_tokens: int, dtype: str,
-                          draft: ModelSpec | None = None, draft_shares_weights: bool = False):
+def memory_required_bytes(work: Workload, dtype: str, branches, draft_len, max_tokens):
     """Weights of both models plus the KV cache every branch holds at its longest (bytes, all devices)."""
     B, G, L = (np.asarray(x, float) for x in (branches, draft_len, max_tokens))
-    positions = prompt_tokens + L + G + 1  # speculative rounds overshoot by up to gamma+1 positions
-    weights = target.weight_bytes(dtype)
-    kv_per_token = target.kv_bytes_per_token(dtype)
-    if draft is not None:
-        if not draft_shares_weights:
-            weights += draft.weight_bytes(dtype)
-        kv_per_token_draft = draft.kv_bytes_per_token(dtype)
+    positions = work.prompt_tokens + L + G + 1  # speculative rounds overshoot by up to gamma+1 positions
+    weights = work.target.weight_bytes(dtype)
+    kv_per_token = work.target.kv_bytes_per_token(dtype)
+    if work.draft is not None:
+        if not work.draft_shares_weights:
+            weights += work.draft.weight_bytes(dtype)
+        kv_per_token_draft = work.draft.kv_bytes_per_token(dtype)
         return weights + B * positions * (kv_per_token + np.where(G > 0, kv_per_token_draft, 0.0))
     return weights + B * positions * kv_per_token

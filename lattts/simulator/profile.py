@@ -1,31 +1,21 @@
 """Device profiles: the handful of effective rates the roofline needs.
 
 A profile describes a device, not a model: the same profile predicts any ModelSpec. Two kinds
-plug in through the same dataclass: ``datasheet_profile`` (peaks times the stated default
-efficiencies below) and calibrated profiles written by ``lattts calibrate`` (JSON, read by
-``load_profile``).
+plug in through the same dataclass: datasheet profiles (peaks times stated efficiencies) and
+calibrated ones written by ``lattts calibrate``; ``lattts.hardware.profiles`` makes and reads both.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from lattts.errors import UserError
-from lattts.hardware.devices import DeviceSpec
 
 PROFILE_SCHEMA = "lattts.profile/1"
 
-# Stated default efficiencies for datasheet profiles, each with its reason.
-BANDWIDTH_EFFICIENCY = 0.90  # NOTES s2: ~3.0 TB/s measured device-to-device copy on H100 SXM vs 3.35 datasheet
-MATMUL_EFFICIENCY = 0.80  # NOTES s2: ~798 of 989 TFLOP/s measured for a bf16 8192^3 matmul on H100 SXM
-ATTENTION_EFFICIENCY = 0.50  # assumption: fused attention kernels reach about half of matmul peak
-PASS_OVERHEAD_S = 0.5e-3  # assumption: launch, sampling and scheduling per forward pass in a serving engine
 USABLE_MEMORY_FRACTION = 0.90  # vLLM's default gpu_memory_utilization: the rest is workspace and activations
-CPU_USABLE_MEMORY_FRACTION = 0.80  # host RAM is shared with the OS, Python and the tokenizer: a lattts assumption
 ALLREDUCE_LATENCY_S = 10e-6  # assumption: small-message all-reduce latency over NVLink/PCIe (NCCL)
 
 
@@ -93,35 +83,3 @@ class DeviceProfile:
             if not isinstance(kwargs[key], (int, float)) or kwargs[key] < 0:
                 raise UserError(f"{source}: {key} must be a non-negative number, got {kwargs[key]!r}")
         return cls(**kwargs)
-
-
-def datasheet_profile(device: DeviceSpec, dtype: str = "bf16") -> DeviceProfile:
-    """Datasheet peaks times the stated default efficiencies (see the constants above)."""
-    peak = device.flops_for(dtype)
-    if device.mem_bw_bytes_per_s is None or peak is None or device.memory_bytes is None:
-        raise UserError(f"{device.name}: bandwidth and FLOP/s are unknown until calibrated; "
-                        f"run `lattts calibrate --device cpu` (or pick a GPU with --device)")
-    bw = device.mem_bw_bytes_per_s * BANDWIDTH_EFFICIENCY
-    return DeviceProfile(
-        name=device.name, kind="datasheet", device_key=device.key, dtype=dtype,
-        source=f"{device.source.split(':')[0]} x lattts default efficiencies ({BANDWIDTH_EFFICIENCY:.0%} bandwidth, "
-               f"{MATMUL_EFFICIENCY:.0%} matmul, {ATTENTION_EFFICIENCY:.0%} attention)",
-        memory_bytes=device.memory_bytes, weight_bw_bytes_per_s=bw, gemv_bw_bytes_per_s=bw,
-        act_bw_bytes_per_s=bw, kv_bw_bytes_per_s=bw, matmul_flops_per_s=peak * MATMUL_EFFICIENCY,
-        attn_flops_per_s=peak * ATTENTION_EFFICIENCY, pass_overhead_s=PASS_OVERHEAD_S, layer_overhead_s=0.0,
-        interconnect_bytes_per_s=device.interconnect_bytes_per_s,
-        provenance={"device_key": device.key, "datasheet": device.source},
-    )
-
-
-def load_profile(path: str | Path) -> DeviceProfile:
-    """Read a profile JSON; a missing, corrupted or foreign file raises a UserError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"profile file {path} does not exist; create it with `lattts calibrate --out {path}`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"profile file {path} is corrupted (not valid JSON: {exc}); recalibrate with `lattts calibrate`") from None
-    profile = DeviceProfile.from_json(data, source=str(path))
-    return replace(profile, source=f"calibration file {path}")

@@ -1,8 +1,8 @@
 """Roofline cost of one forward pass, summed over op groups.
 
 One pass runs B sequences, each adding q new tokens on top of s cached ones (decode q=1,
-speculative verify q=gamma+1, prefill q=prompt, s=0), and computes logits for ``logits`` of the
-q positions. Each op group costs max(memory time, compute time) (or a p-norm of the two when a
+speculative verify q=gamma+1, prefill q=prompt, s=0), and computes logits for ``logit_positions``
+of the q positions (default all q). Each op group costs max(memory time, compute time) (or a p-norm of the two when a
 calibrated profile says so: p=1 adds them, as on a CPU whose kernels do not overlap memory
 traffic with arithmetic); groups add. Everything here is plain numpy on arrays that
 broadcast, so the search evaluates thousands of passes at once.
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lattts.models.spec import DTYPE_BYTES, ModelSpec, canonical_dtype
+from lattts.models.spec import ModelSpec
+from lattts.simulator.deployment import Deployment
 from lattts.simulator.profile import DeviceProfile
 
 GROUPS = ("linear", "attention", "lm_head", "elementwise", "overhead", "comm")
@@ -27,7 +28,7 @@ class GroupCost:
 
     name: str
     time_s: float
-    bound: str  # 'memory', 'compute' or 'overhead'
+    bound: str  # 'memory', 'compute', 'overhead' or 'communication'
     flops: float
     bytes: float
 
@@ -60,7 +61,7 @@ def combine(memory_s, compute_s, p: float):
 
 @dataclass(frozen=True)
 class PassWork:
-    """FLOPs and bytes of every op group of a pass, as arrays broadcast over (B, q, s, logits)."""
+    """FLOPs and bytes of every op group of a pass, as arrays broadcast over (B, q, s, logit positions)."""
 
     linear_flops: np.ndarray
     linear_weight_bytes: float
@@ -77,13 +78,13 @@ class PassWork:
     comm_bytes: np.ndarray  # all-reduce payload per pass when tensor-parallel
 
 
-def pass_work(spec: ModelSpec, batch, query, context, logits=None, dtype: str = "bf16", devices: int = 1) -> PassWork:
-    """Count the work of one pass; with ``devices`` > 1 it is one device's share under tensor parallelism."""
+def pass_work(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_positions=None) -> PassWork:
+    """Count the work of one pass; with ``deploy.devices`` > 1 it is one device's share under tensor parallelism."""
     B = np.asarray(batch, dtype=float)
     q = np.asarray(query, dtype=float)
     s = np.asarray(context, dtype=float)
-    n_logits = q if logits is None else np.asarray(logits, dtype=float)
-    nb = DTYPE_BYTES[canonical_dtype(dtype)]
+    n_logits = q if logit_positions is None else np.asarray(logit_positions, dtype=float)
+    nb, devices = deploy.bytes_per_value, deploy.devices
     d, L = spec.d_model, spec.n_layers
     N = B * q  # token rows through every matmul
 
@@ -130,8 +131,9 @@ def _weight_bw(profile: DeviceProfile, rows):
     return np.where(np.asarray(rows) <= 1.0, profile.gemv_bw_bytes_per_s, profile.weight_bw_bytes_per_s)
 
 
-def group_times(work: PassWork, spec: ModelSpec, profile: DeviceProfile, devices: int = 1) -> dict[str, tuple]:
+def group_times(work: PassWork, spec: ModelSpec, deploy: Deployment) -> dict[str, tuple]:
     """(time, memory time, compute time) per group, as broadcast arrays."""
+    profile, devices = deploy.profile, deploy.devices
     p = profile.knee_sharpness
     lin_mem = work.linear_weight_bytes / _weight_bw(profile, work.rows) + work.linear_act_bytes / profile.act_bw_bytes_per_s
     lin_cmp = work.linear_flops / profile.matmul_flops_per_s
@@ -157,18 +159,25 @@ def group_times(work: PassWork, spec: ModelSpec, profile: DeviceProfile, devices
     }
 
 
-def pass_time(spec: ModelSpec, profile: DeviceProfile, batch, query, context, logits=None,
-              dtype: str | None = None, devices: int = 1):
+def pass_time(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_positions=None):
     """Seconds for one forward pass (array over broadcast inputs)."""
-    work = pass_work(spec, batch, query, context, logits, dtype or profile.dtype, devices)
-    return sum(t for t, _, _ in group_times(work, spec, profile, devices).values())
+    work = pass_work(spec, deploy, batch, query, context, logit_positions)
+    return sum(t for t, _, _ in group_times(work, spec, deploy).values())
 
 
-def forward_pass(spec: ModelSpec, profile: DeviceProfile, batch: int, query: int, context: int,
-                 logits: int | None = None, dtype: str | None = None, devices: int = 1) -> PassCost:
+def _bound(name: str, memory_s: float, compute_s: float) -> str:
+    if name == "overhead":
+        return "overhead"
+    if name == "comm":
+        return "communication"
+    return "compute" if compute_s > memory_s else "memory"
+
+
+def forward_pass(spec: ModelSpec, deploy: Deployment, batch: int, query: int, context: int,
+                 logit_positions: int | None = None) -> PassCost:
     """The cost of one forward pass with its per-group breakdown (scalars)."""
-    work = pass_work(spec, batch, query, context, logits, dtype or profile.dtype, devices)
-    times = group_times(work, spec, profile, devices)
+    work = pass_work(spec, deploy, batch, query, context, logit_positions)
+    times = group_times(work, spec, deploy)
     flops = {"linear": work.linear_flops, "attention": work.attn_flops, "lm_head": work.head_flops}
     nbytes = {
         "linear": work.linear_weight_bytes + work.linear_act_bytes,
@@ -178,16 +187,48 @@ def forward_pass(spec: ModelSpec, profile: DeviceProfile, batch: int, query: int
     }
     groups = []
     for name in GROUPS:
-        total, mem, cmp_ = (float(np.asarray(x)) for x in times[name])
-        if name in ("overhead",):
-            bound = "overhead"
-        elif name == "comm":
-            bound = "communication"
-        else:
-            bound = "compute" if cmp_ > mem else "memory"
-        if name == "comm" and devices <= 1:
+        if name == "comm" and deploy.devices <= 1:
             continue
-        groups.append(GroupCost(name=name, time_s=total, bound=bound,
+        total, mem, cmp_ = (float(np.asarray(x)) for x in times[name])
+        groups.append(GroupCost(name=name, time_s=total, bound=_bound(name, mem, cmp_),
                                 flops=float(np.asarray(flops.get(name, 0.0))), bytes=float(np.asarray(nbytes.get(name, 0.0)))))
     return PassCost(time_s=sum(g.time_s for g in groups), flops=sum(g.flops for g in groups),
                     bytes=sum(g.bytes for g in groups), groups=tuple(groups))
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One forward pass of a batch sweep: its cost and what it attains."""
+
+    batch: int
+    query: int
+    context: int
+    cost: PassCost
+    peak_flops_per_s: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.batch * self.query / self.cost.time_s
+
+    @property
+    def intensity_flop_per_byte(self) -> float:
+        return self.cost.flops / self.cost.bytes
+
+    @property
+    def attained_flops_per_s(self) -> float:
+        return self.cost.flops / self.cost.time_s
+
+    def to_json(self) -> dict:
+        return {
+            "batch": self.batch, "query": self.query, "context": self.context, "time_s": self.cost.time_s,
+            "bound": self.cost.bound, "groups": {g.name: {"time_s": g.time_s, "bound": g.bound} for g in self.cost.groups},
+            "flops": self.cost.flops, "bytes": self.cost.bytes, "intensity_flop_per_byte": self.intensity_flop_per_byte,
+            "attained_flops_per_s": self.attained_flops_per_s, "tokens_per_s": self.tokens_per_s,
+            "peak_flops_per_s": self.peak_flops_per_s,
+        }
+
+
+def batch_sweep(spec: ModelSpec, deploy: Deployment, batches, query: int, context: int) -> list[SweepRow]:
+    """One forward pass per batch size (the paper's Figure 3 view)."""
+    return [SweepRow(int(b), query, context, forward_pass(spec, deploy, int(b), query, context),
+                     deploy.profile.matmul_flops_per_s) for b in batches]

@@ -12,39 +12,46 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lattts.models.spec import ModelSpec
 from lattts.simulator.accuracy import AccuracyCurve
-from lattts.simulator.generation import generation_latency, memory_required_bytes
-from lattts.simulator.lengths import LengthDistribution
-from lattts.simulator.profile import DeviceProfile
-from lattts.simulator.speculative import AcceptanceModel
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import Workload, generation_latency, memory_required_bytes
 
 DEFAULT_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
 DEFAULT_DRAFT_LENS = tuple(range(0, 9))
 STRATEGIES = ("baseline", "branch_wise", "sequence_wise")
 
 
-@dataclass(frozen=True)
-class Problem:
-    """Everything a prediction depends on."""
+def branch_grid(max_branches: int) -> tuple[int, ...]:
+    """The branch counts searched up to ``max_branches``: powers of two, and the maximum itself."""
+    branches = tuple(b for b in DEFAULT_BRANCHES if b <= max_branches) or (1,)
+    if max_branches > branches[-1]:
+        branches = branches + (max_branches,)
+    return branches
 
-    target: ModelSpec
-    profile: DeviceProfile
+
+@dataclass(frozen=True)
+class SearchProblem:
+    """Everything a prediction depends on: what runs, where, how accurate it is, and which
+    configurations to consider."""
+
+    workload: Workload
+    deployment: Deployment
     curve: AccuracyCurve
-    prompt_tokens: int
-    draft: ModelSpec | None = None
-    acceptance: AcceptanceModel | None = None
-    draft_shares_weights: bool = False
-    dtype: str | None = None
-    devices: int = 1
     branches: tuple[int, ...] = DEFAULT_BRANCHES
     draft_lens: tuple[int, ...] = DEFAULT_DRAFT_LENS
-    budgets: tuple[int, ...] = ()  # L values; empty = the curve's search grid
-    lengths: LengthDistribution | None = None  # natural lengths; None = budget forcing (every branch runs to L)
+    lengths: tuple[int, ...] = ()  # length budgets L (tokens); empty = the curve's search grid
 
-    @property
-    def weight_dtype(self) -> str:
-        return self.dtype or self.profile.dtype
+
+@dataclass(frozen=True)
+class Config:
+    """One configuration theta: B branches, draft length gamma, length budget L (tokens)."""
+
+    branches: int
+    draft_len: int
+    max_tokens: int
+
+    def label(self) -> str:
+        return f"B={self.branches} γ={self.draft_len} L={self.max_tokens}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,10 @@ class Point:
     accuracy: float
     memory_bytes: float = field(default=0.0)
     tokens_per_round: float = 1.0
+
+    @property
+    def config(self) -> Config:
+        return Config(self.branches, self.draft_len, self.max_tokens)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -90,32 +101,29 @@ class Grid:
         return len(self.branches)
 
 
-def evaluate_grid(problem: Problem) -> Grid:
+def evaluate_grid(problem: SearchProblem) -> Grid:
     """Latency, accuracy and memory of every (B, gamma, L) in the problem's grid."""
-    budgets = problem.budgets or tuple(problem.curve.search_budgets())
-    gammas = problem.draft_lens if problem.draft is not None else (0,)
-    B, G, L = (a.ravel() for a in np.meshgrid(problem.branches, gammas, budgets, indexing="ij"))
-    needed = None if problem.lengths is None else np.maximum(problem.lengths.expected_longest(B, L), 1.0)
-    lat = generation_latency(problem.target, problem.profile, B, G, L, problem.prompt_tokens, problem.draft,
-                             problem.acceptance, problem.weight_dtype, problem.devices, needed)
+    work, deploy = problem.workload, problem.deployment
+    lengths = problem.lengths or tuple(problem.curve.search_lengths())
+    gammas = problem.draft_lens if work.draft is not None else (0,)
+    B, G, L = (a.ravel() for a in np.meshgrid(problem.branches, gammas, lengths, indexing="ij"))
+    lat = generation_latency(work, deploy, B, G, L)
     acc = problem.curve.accuracy(B, L)
-    mem = memory_required_bytes(problem.target, B, G, L, problem.prompt_tokens, problem.weight_dtype,
-                                problem.draft, problem.draft_shares_weights)
-    fits = mem <= problem.profile.usable_memory_bytes * problem.devices
+    mem = memory_required_bytes(work, deploy.dtype, B, G, L)
+    fits = mem <= deploy.usable_memory_bytes
     valid = ~np.isnan(acc)
     return Grid(B[valid], G[valid], L[valid], lat.total_s[valid], acc[valid], mem[valid], fits[valid],
                 lat.tokens_per_round[valid])
 
 
 def strategy_mask(grid: Grid, strategy: str) -> np.ndarray:
+    """Which configurations belong to one of the paper's strategies (``STRATEGIES``)."""
     if strategy == "baseline":
         return (grid.branches == 1) & (grid.draft_len == 0)
     if strategy == "branch_wise":
         return grid.draft_len == 0
     if strategy == "sequence_wise":
         return grid.branches == 1
-    if strategy == "latency_optimal":
-        return np.ones(len(grid), dtype=bool)
     raise ValueError(strategy)
 
 
@@ -154,7 +162,8 @@ class Prediction:
     fastest_s: float  # fastest configuration that fits memory
 
 
-def predict(problem: Problem, budget_s: float, grid: Grid | None = None) -> Prediction:
+def predict(problem: SearchProblem, budget_s: float, grid: Grid | None = None) -> Prediction:
+    """The best configuration within ``budget_s``, the paper's strategies and the Pareto frontier."""
     grid = grid if grid is not None else evaluate_grid(problem)
     fitting = np.flatnonzero(grid.fits)
     best = best_within(grid, budget_s)
@@ -169,3 +178,25 @@ def predict(problem: Problem, budget_s: float, grid: Grid | None = None) -> Pred
         excluded_memory=int((~grid.fits).sum()),
         fastest_s=float(grid.latency_s[fitting].min()) if len(fitting) else float("inf"),
     )
+
+
+def run_prediction(problem: SearchProblem, budget_s: float) -> tuple[Grid, Prediction]:
+    """The grid and the prediction within ``budget_s``; a UserError says why when nothing answers."""
+    from lattts.errors import UserError
+    from lattts.units import format_duration
+
+    grid = evaluate_grid(problem)
+    if len(grid) == 0:
+        raise UserError(f"the curve {problem.curve.name} has no accuracy at the requested lengths; "
+                        f"its lengths are {problem.curve.lengths}")
+    result = predict(problem, budget_s, grid)
+    if not grid.fits.any():
+        raise UserError(f"no configuration fits in memory ({result.excluded_memory} evaluated) on "
+                        f"{problem.deployment.devices}x {problem.deployment.profile.name}; "
+                        f"try --devices, --dtype or a smaller model")
+    if result.best is None:
+        fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
+        raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
+                        f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
+                        f"L={fastest.max_tokens}); raise --budget")
+    return grid, result

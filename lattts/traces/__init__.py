@@ -5,7 +5,7 @@
   Sky-T1) turned into trace rows.
 - ``groups``: per problem and budget, how many samples gave each answer.
 - ``majority``: exact P(majority of B samples is correct) per problem, and pass@k.
-- ``truncate``: budgets below the generated length, by cutting samples at L tokens.
+- ``truncate``: lengths below the generated length, by cutting samples at L tokens.
 - ``curve``: accuracy(B, L) with bootstrap intervals, and ``MeasuredCurve`` for ``lattts predict``.
 - ``acceptance``: measured speculative-decoding acceptance as an ``AcceptanceModel``.
 - ``measure``, ``benchmark``, ``answers``, ``journal``: ``lattts measure``: benchmark rows in, the live

@@ -89,9 +89,7 @@ def _from_histogram(obj: Any, path: Path) -> AcceptanceMeasurement:
     where = f"{path}"
     if not isinstance(obj, dict):
         raise UserError(f"{where}: field 'acceptance' must be an object with draft_len and accepted_histogram")
-    for key in ("draft_len", "accepted_histogram"):
-        if key not in obj:
-            raise UserError(f"{where}: missing field {key!r} (expected draft_len and accepted_histogram)")
+    _require(obj, ("draft_len", "accepted_histogram"), where)
     gamma = _draft_len(obj["draft_len"], where)
     hist = obj["accepted_histogram"]
     if not isinstance(hist, list) or not all(_is_count(h) for h in hist):
@@ -118,9 +116,7 @@ def _from_rounds(path: Path, text: str) -> AcceptanceMeasurement:
                             f"accepted_per_round, or one JSON object with draft_len and accepted_histogram") from None
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected a JSON object with draft_len and accepted_per_round")
-        for key in ("draft_len", "accepted_per_round"):
-            if key not in row:
-                raise UserError(f"{where}: missing field {key!r} (acceptance rows need draft_len and accepted_per_round)")
+        _require(row, ("draft_len", "accepted_per_round"), where)
         gamma = _draft_len(row["draft_len"], where)
         rounds = row["accepted_per_round"]
         if not isinstance(rounds, list):
@@ -141,6 +137,12 @@ def _from_rounds(path: Path, text: str) -> AcceptanceMeasurement:
         source += f"; left out {others}"
     hist = tuple(by_gamma[gamma].get(a, 0) for a in range(gamma + 1))
     return AcceptanceMeasurement(draft_len=gamma, histogram=hist, source=source + ")", rounds_dropped=dropped)
+
+
+def _require(obj: dict, keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if key not in obj:
+            raise UserError(f"{where}: missing field {key!r} (expected {' and '.join(keys)})")
 
 
 def _draft_len(value: Any, where: str) -> int:

@@ -15,7 +15,7 @@ ID_FIELDS = ("unique_id", "id")
 
 
 @dataclass(frozen=True)
-class Problem:
+class BenchmarkProblem:
     """One benchmark problem with its reference answer (LaTeX, as the file gives it)."""
 
     id: str
@@ -26,7 +26,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Benchmark:
-    problems: tuple[Problem, ...]
+    problems: tuple[BenchmarkProblem, ...]
     path: str
     sha256: str  # of the file's bytes: what a measurement's identity keys on
 
@@ -42,7 +42,7 @@ def load_benchmark(path: str | Path) -> Benchmark:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file; a benchmark is JSONL with problem and answer on each line") from None
-    problems: list[Problem] = []
+    problems: list[BenchmarkProblem] = []
     seen: dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -57,7 +57,7 @@ def load_benchmark(path: str | Path) -> Benchmark:
     return Benchmark(problems=tuple(problems), path=str(path), sha256=hashlib.sha256(data).hexdigest())
 
 
-def _problem(line: str, where: str, index: int) -> Problem:
+def _problem(line: str, where: str, index: int) -> BenchmarkProblem:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -77,4 +77,4 @@ def _problem(line: str, where: str, index: int) -> Problem:
     ident = next((row[k] for k in ID_FIELDS if k in row), index)
     if isinstance(ident, bool) or not isinstance(ident, (str, int)) or ident == "":
         raise UserError(f"{where}: problem id {ident!r} must be a non-empty string or an integer")
-    return Problem(id=str(ident), problem=text, answer=answer.strip(), where=where)
+    return BenchmarkProblem(id=str(ident), problem=text, answer=answer.strip(), where=where)

@@ -2,13 +2,13 @@
 probability, a bootstrap confidence interval over problems, pass@k beside it, and
 ``MeasuredCurve``, the same numbers as an ``AccuracyCurve`` for ``lattts predict``.
 
-Between measured budgets values are interpolated linearly in log2(L); outside them there is no
+Between measured lengths values are interpolated linearly in log2(L); outside them there is no
 value (NaN), and points say which they are.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -18,12 +18,12 @@ from lattts.errors import UserError
 from lattts.simulator.accuracy import interp_log2, log2_grid
 from lattts.traces.format import Traces
 from lattts.traces.groups import AnswerSets, group_answers
-from lattts.traces.majority import majority_matrix, pass_at_k
+from lattts.traces.majority import AnswerCounts, majority_matrix, pass_at_k
 
 
 @dataclass(frozen=True)
 class Estimates:
-    """Per-problem estimates, arrays of shape (budgets, problems, branches); one budget entry for a
+    """Per-problem estimates, arrays of shape (lengths, problems, branches); one budget entry for a
     single-budget file."""
 
     answers: AnswerSets
@@ -37,12 +37,12 @@ def estimate(answers: AnswerSets, branches) -> Estimates:
     """Majority-vote accuracy and pass@k of every problem at every budget, for each B."""
     branches = tuple(int(b) for b in branches)
     maj, passk, ext = [], [], []
-    for per_budget in answers.counts:
+    for per_length in answers.counts:
         try:
-            m, e = majority_matrix(per_budget, branches)
+            m, e = majority_matrix(per_length, branches)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        p, _ = pass_at_k([c.n for c in per_budget], [c.n_correct for c in per_budget], branches)
+        p, _ = pass_at_k([c.n for c in per_length], [c.n_correct for c in per_length], branches)
         maj.append(m), passk.append(p), ext.append(e)
     return Estimates(answers=answers, branches=branches, majority=np.stack(maj), pass_at_k=np.stack(passk),
                      extrapolated=np.stack(ext))
@@ -54,13 +54,13 @@ class CurvePoint:
 
     branches: int
     max_tokens: int | None  # None: a single-budget file
-    accuracy: float  # mean over problems; NaN outside the measured budgets
+    accuracy: float  # mean over problems; NaN outside the measured lengths
     ci_low: float
     ci_high: float
     pass_at_k: float  # P(any of B correct): the upper bound for any vote
     extrapolated: bool  # B > some problem's samples: drawn with replacement from its answers
-    interpolated: bool  # L between measured budgets (linear in log2 L)
-    measured: bool  # False when L is outside the measured budgets (no value)
+    interpolated: bool  # L between measured lengths (linear in log2 L)
+    measured: bool  # False when L is outside the measured lengths (no value)
 
     def to_json(self) -> dict:
         def num(x: float):
@@ -80,29 +80,29 @@ def bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray
     return np.tensordot(weights, values, axes=(1, 0))
 
 
-def curve_points(est: Estimates, budgets=None, confidence: float = 0.95, resamples: int = 1000,
+def curve_points(est: Estimates, lengths=None, confidence: float = 0.95, resamples: int = 1000,
                  seed: int = 0) -> list[CurvePoint]:
-    """One point per (L, B): L = ``budgets`` (default: the measured ones; ignored for a
+    """One point per (L, B): L = ``lengths`` (default: the measured ones; ignored for a
     single-budget file) and B = the estimated branches. The interval is the percentile bootstrap
     over problems (the same resamples for every point), interpolated in log2(L) like the mean."""
-    measured = est.answers.budgets
-    per_problem = np.moveaxis(est.majority, 1, 0)  # (problems, budgets, branches)
-    mean = per_problem.mean(axis=0)  # (budgets, branches)
-    boot = bootstrap_means(per_problem, resamples, seed)  # (resamples, budgets, branches)
+    measured = est.answers.lengths
+    per_problem = np.moveaxis(est.majority, 1, 0)  # (problems, lengths, branches)
+    mean = per_problem.mean(axis=0)  # (lengths, branches)
+    boot = bootstrap_means(per_problem, resamples, seed)  # (resamples, lengths, branches)
     passk = est.pass_at_k.mean(axis=1)
-    ext = est.extrapolated.any(axis=1)  # (budgets, branches)
+    ext = est.extrapolated.any(axis=1)  # (lengths, branches)
     tail = (1.0 - confidence) / 2
     if measured is None:
         lo, hi = np.quantile(boot, [tail, 1 - tail], axis=0)
         return [_point(b, None, mean[0, i], lo[0, i], hi[0, i], passk[0, i], ext[0, i], False, True)
                 for i, b in enumerate(est.branches)]
-    wanted = sorted(set(int(L) for L in (budgets or measured)))
+    wanted = sorted(set(int(L) for L in (lengths or measured)))
     xb = np.array(measured, float)
     points = []
     for L in wanted:
         exact = L in measured
         inside = measured[0] <= L <= measured[-1]
-        # the budgets a value at L is made from: itself, or its two neighbours
+        # the lengths a value at L is made from: itself, or its two neighbours
         j = np.searchsorted(xb, L)
         used = [measured.index(L)] if exact else ([j - 1, j] if inside else [])
         at = np.full(len(est.branches), float(L))
@@ -124,19 +124,25 @@ def _point(b, L, acc, lo, hi, pk, ext, interpolated, measured) -> CurvePoint:
                       measured=bool(measured))
 
 
+@lru_cache(maxsize=4096)
+def mean_majority(problems: tuple[AnswerCounts, ...], branches: int) -> float:
+    """Mean over problems of the exact majority-vote accuracy at B (cached: the search asks per B)."""
+    return float(majority_matrix(problems, [branches])[0].mean())
+
+
 @dataclass(frozen=True)
 class MeasuredCurve:
     """An ``AccuracyCurve`` measured from traces (kind 'measured').
 
     B up to the fewest samples any problem has is answered exactly; larger B are not answered
     (NaN), so ``lattts predict`` never extrapolates a vote silently. Multi-budget traces
-    interpolate in log2(L) between their budgets and answer nothing outside them.
+    interpolate in log2(L) between their lengths and answer nothing outside them.
 
     A single-budget file says nothing about how accuracy falls when L is cut. With token counts
     it answers at L >= its longest sample (``full_tokens``: no sample is cut there, so the measured
     accuracy holds) and nothing below; predict then searches that one L. Without token counts it
     answers at any L, trusting the L the user gives with ``--lengths`` to be the budget the traces
-    were generated under, and ``search_budgets`` asks for one.
+    were generated under, and ``search_lengths`` asks for one.
     """
 
     name: str
@@ -144,58 +150,53 @@ class MeasuredCurve:
     answers: AnswerSets
     full_tokens: int | None = None
     kind: str = "measured"
-    _by_branches: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     @classmethod
     def from_traces(cls, traces: Traces, name: str | None = None, source: str | None = None) -> "MeasuredCurve":
         answers = group_answers(traces)
-        full = traces.longest_tokens if answers.budgets is None else None
+        full = traces.longest_tokens if answers.lengths is None else None
         n_min, n_max = answers.min_samples, answers.max_samples
         samples = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
         text = (f"measured from traces {source or traces.describe()}: {len(answers.problems)} problems x {samples} "
                 f"samples; majority vote exact for B <= {n_min}, larger B not answered")
-        if answers.budgets is None:
+        if answers.lengths is None:
             text += (f"; single budget: answers at L >= {full} tokens (its longest sample"
                      f"{', approximate' if traces.tokens_approximate else ''})" if full else
                      "; single budget without token counts: answers at the L given with --lengths")
         return cls(name=name or traces.path, source=text, answers=answers, full_tokens=full)
 
     @property
-    def budgets(self) -> tuple[int, ...] | None:
-        return self.answers.budgets
+    def lengths(self) -> tuple[int, ...] | None:
+        return self.answers.lengths
 
     @property
     def max_branches(self) -> int:
         """The largest B answered (exactly): the fewest samples any problem has at any budget."""
         return self.answers.min_samples
 
-    def at_budgets(self, branches: int) -> np.ndarray:
+    def at_lengths(self, branches: int) -> np.ndarray:
         """Mean majority-vote accuracy at each measured budget (one entry if single-budget)."""
         b = int(branches)
-        if b not in self._by_branches:
-            if b < 1 or b > self.max_branches:
-                values = np.full(len(self.answers.counts), np.nan)
-            else:
-                values = np.array([majority_matrix(per_budget, [b])[0].mean() for per_budget in self.answers.counts])
-            self._by_branches[b] = values
-        return self._by_branches[b]
+        if b < 1 or b > self.max_branches:
+            return np.full(len(self.answers.counts), np.nan)
+        return np.array([mean_majority(per_length, b) for per_length in self.answers.counts])
 
     def accuracy(self, branches, max_tokens) -> np.ndarray:
         B, L = np.broadcast_arrays(np.asarray(branches, int), np.asarray(max_tokens, float))
         out = np.full(B.shape, np.nan)
         for b in np.unique(B):
             sel = B == b
-            values = self.at_budgets(int(b))
-            if self.budgets is None:
+            values = self.at_lengths(int(b))
+            if self.lengths is None:
                 ok = L[sel] >= self.full_tokens if self.full_tokens else np.ones(sel.sum(), bool)
                 out[sel] = np.where(ok, values[0], np.nan)
             else:
-                out[sel] = interp_log2(values, np.array(self.budgets), L[sel])
+                out[sel] = interp_log2(values, np.array(self.lengths), L[sel])
         return out
 
-    def search_budgets(self, steps_per_octave: int = 4) -> list[int]:
-        if self.budgets is not None:
-            return log2_grid(self.budgets, steps_per_octave)
+    def search_lengths(self, steps_per_octave: int = 4) -> list[int]:
+        if self.lengths is not None:
+            return log2_grid(self.lengths, steps_per_octave)
         if self.full_tokens:
             return [self.full_tokens]
         raise UserError(f"accuracy curve {self.name} is a single-budget trace without token counts, so its "

@@ -67,7 +67,7 @@ class Traces:
     note: str = ""  # how rows were derived, e.g. truncation
 
     @property
-    def budgets(self) -> tuple[int, ...] | None:
+    def lengths(self) -> tuple[int, ...] | None:
         """The length budgets L measured, ascending; None for a single-budget file (no max_tokens)."""
         if self.rows[0].max_tokens is None:
             return None
@@ -127,11 +127,11 @@ def check_traces(rows: Iterable[TraceRow], path: str) -> tuple[TraceRow, ...]:
     rows = tuple(rows)
     if not rows:
         raise UserError(f"{path}: no trace rows")
-    with_budget = [r.max_tokens is not None for r in rows]
-    if any(with_budget) and not all(with_budget):
-        odd = rows[with_budget.index(not with_budget[0])]
+    with_length = [r.max_tokens is not None for r in rows]
+    if any(with_length) and not all(with_length):
+        odd = rows[with_length.index(not with_length[0])]
         raise UserError(f"{odd.where}: field 'max_tokens' must be on every row or on none "
-                        f"({rows[0].where} {'has' if with_budget[0] else 'lacks'} it)")
+                        f"({rows[0].where} {'has' if with_length[0] else 'lacks'} it)")
     seen: dict[tuple, TraceRow] = {}
     for r in rows:
         key = (r.problem_id, r.sample_id, r.max_tokens)

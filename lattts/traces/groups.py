@@ -14,18 +14,18 @@ from lattts.traces.majority import AnswerCounts
 class AnswerSets:
     """Answer-group sizes of every problem at every budget.
 
-    ``counts[j][i]`` is problem ``problems[i]`` at budget ``budgets[j]`` (a single entry j = 0
-    when ``budgets`` is None: a single-budget file).
+    ``counts[j][i]`` is problem ``problems[i]`` at budget ``lengths[j]`` (a single entry j = 0
+    when ``lengths`` is None: a single-budget file).
     """
 
     problems: tuple[str, ...]
-    budgets: tuple[int, ...] | None
+    lengths: tuple[int, ...] | None
     counts: tuple[tuple[AnswerCounts, ...], ...]
 
     @property
     def samples(self) -> list[list[int]]:
         """samples[j][i]: how many samples problem i has at budget j."""
-        return [[c.n for c in per_budget] for per_budget in self.counts]
+        return [[c.n for c in per_length] for per_length in self.counts]
 
     @property
     def min_samples(self) -> int:
@@ -39,7 +39,7 @@ class AnswerSets:
 def group_answers(traces: Traces) -> AnswerSets:
     """Group each problem's samples by answer, per budget, checking that equal answers are graded
     alike and that every problem has samples at every budget (UserError otherwise)."""
-    budgets = traces.budgets
+    lengths = traces.lengths
     # (budget, problem) -> answer -> [correct, samples, where of first]
     table: dict[tuple, dict] = defaultdict(dict)
     problems: dict[str, None] = {}
@@ -58,18 +58,18 @@ def group_answers(traces: Traces) -> AnswerSets:
         entry[1] += 1
     order = tuple(problems)
     counts = []
-    for budget in budgets or (None,):
-        per_budget = []
+    for length in lengths or (None,):
+        per_length = []
         for pid in order:
-            groups = table.get((budget, pid))
+            groups = table.get((length, pid))
             if not groups:
-                raise UserError(f"{traces.path}: problem {pid!r} has no samples at max_tokens {budget}; "
-                                f"every problem needs samples at every budget")
+                raise UserError(f"{traces.path}: problem {pid!r} has no samples at max_tokens {length}; "
+                                f"every problem needs samples at every length")
             unanswered = groups.pop(None, [False, 0, ""])[1]
-            per_budget.append(AnswerCounts(
+            per_length.append(AnswerCounts(
                 correct=tuple(n for ok, n, _ in groups.values() if ok),
                 wrong=tuple(n for ok, n, _ in groups.values() if not ok),
                 unanswered=unanswered,
             ))
-        counts.append(tuple(per_budget))
-    return AnswerSets(problems=order, budgets=budgets, counts=tuple(counts))
+        counts.append(tuple(per_length))
+    return AnswerSets(problems=order, lengths=lengths, counts=tuple(counts))

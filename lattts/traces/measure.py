@@ -31,11 +31,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from lattts.errors import UserError
 from lattts.traces.answers import extract_boxed, grade, merge_equivalent, normalise_answer
-from lattts.traces.benchmark import Problem
+from lattts.backend import GenerationRequest
+from lattts.traces.benchmark import BenchmarkProblem
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 # of the endings tried on SmolLM2-135M ("Final Answer: \boxed{", "**Final Answer** \[\boxed{", this one),
@@ -71,21 +71,11 @@ class MeasureConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Engine:
-    """A loaded target model (``lattts.engine.load.Loaded``) and its draft (or None)."""
+def load_engine(config: MeasureConfig):
+    """The engine (``lattts.engine.local.LocalEngine``) with the model and draft a configuration names."""
+    from lattts.engine.local import load_engine as load
 
-    loaded: Any
-    draft: Any
-
-
-def load_engine(config: MeasureConfig) -> Engine:
-    """Load the model (and draft) a configuration names."""
-    from lattts.engine.load import load, load_draft
-
-    loaded = load(config.model, config.device, config.dtype, config.seed)
-    draft = load_draft(config.draft, loaded, config.device, config.dtype) if config.draft else None
-    return Engine(loaded=loaded, draft=draft)
+    return load(config.model, config.device, config.dtype, config.draft, config.seed)
 
 
 def call_seed(seed: int, problem_id: str, max_tokens: int) -> int:
@@ -94,13 +84,13 @@ def call_seed(seed: int, problem_id: str, max_tokens: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def prompt_ids(engine: Engine, problem: Problem) -> list[int]:
+def prompt_ids(engine, problem: BenchmarkProblem) -> list[int]:
     """The problem and the instruction, in the model's chat template, as token ids."""
     tok = engine.loaded.tokenizer
     return tok.encode(tok.chat(f"{problem.problem}\n\n{INSTRUCTION}"))
 
 
-def check_fits(engine: Engine, config: MeasureConfig, problem: Problem, ids: list[int], max_tokens: int) -> None:
+def check_fits(engine, config: MeasureConfig, problem: BenchmarkProblem, ids: list[int], max_tokens: int) -> None:
     """UserError unless the prompt, L tokens and what follows them fit the model's context: the
     draft's lookahead (gamma) in the reasoning call, the suffix and answer tokens in the forcing call."""
     spec = engine.loaded.model.spec
@@ -109,18 +99,15 @@ def check_fits(engine: Engine, config: MeasureConfig, problem: Problem, ids: lis
     if need > spec.max_position:
         raise UserError(f"problem {problem.id} ({problem.where}): its prompt ({len(ids)} tokens), budget L={max_tokens} "
                         f"and the answer forcing need {need} positions, more than {spec.name}'s {spec.max_position}; "
-                        f"lower --budgets")
+                        f"lower --lengths")
 
 
-def measure_batch(engine: Engine, config: MeasureConfig, problem: Problem, ids: list[int], max_tokens: int) -> list[dict]:
-    """The N trace rows of one problem at budget L (see the module docstring)."""
-    from lattts.engine.generate import generate
-
-    tok = engine.loaded.tokenizer
-    res = generate(engine.loaded.model, ids, branches=config.samples, max_tokens=max_tokens, min_tokens=max_tokens,
-                   temperature=config.temperature, seed=call_seed(config.seed, problem.id, max_tokens),
-                   draft=engine.draft, draft_len=config.draft_len if engine.draft else 0,
-                   stop_ids=tuple(sorted(tok.eos_ids)), decode=tok.decode)
+def measure_batch(engine, config: MeasureConfig, problem: BenchmarkProblem, ids: list[int], max_tokens: int) -> list[dict]:
+    """The N trace rows of one problem at length L (see the module docstring)."""
+    request = GenerationRequest.forced(ids, config.samples, max_tokens, temperature=config.temperature,
+                                       seed=call_seed(config.seed, problem.id, max_tokens),
+                                       draft_len=config.draft_len if engine.draft else 0, stop_ids=engine.stop_ids)
+    res = engine.generate(request)
     texts = [o.text for o in res.outputs]
     raw = [extract_boxed(t) for t in texts]
     need = [b for b, a in enumerate(raw) if a is None]
@@ -137,29 +124,27 @@ def measure_batch(engine: Engine, config: MeasureConfig, problem: Problem, ids: 
                "finished": b not in forced_by_branch, "latency_s": res.latency_s}
         if engine.draft is not None:
             row["draft_len"] = res.draft_len
-            row["accepted_per_round"] = res.accepted_per_branch[b]
+            row["accepted_per_round"] = list(out.accepted_per_round)
         row |= {"answer_raw": raw[b], "reference": problem.answer, "forcing_s": forcing_s, "response": texts[b],
                 "forced_text": forced_by_branch.get(b), "run_id": config.run_id}
         rows.append(row)
     return rows
 
 
-def force_answers(engine: Engine, ids: list[int], reasoning: list[tuple[int, ...]]) -> tuple[list[str], float]:
+def force_answers(engine, ids: list[int], reasoning: list[tuple[int, ...]]) -> tuple[list[str], float]:
     """For each branch's reasoning tokens, the text the model writes after ``ANSWER_SUFFIX`` (greedy, at
     most ``ANSWER_TOKENS`` tokens), from one batched call; and that call's latency in seconds."""
-    from lattts.engine.generate import generate
-
-    tok = engine.loaded.tokenizer
-    suffix = tok.encode(ANSWER_SUFFIX)
+    suffix = engine.loaded.tokenizer.encode(ANSWER_SUFFIX)
     prompts = [ids + list(tokens) + suffix for tokens in reasoning]
     # greedy, without the draft: the answer the reasoning so far implies, not a fresh sample
-    res = generate(engine.loaded.model, prompts, branches=len(prompts), max_tokens=ANSWER_TOKENS, temperature=0.0,
-                   stop_ids=tuple(sorted(tok.eos_ids)), decode=tok.decode)
+    request = GenerationRequest.of(prompts, branches=len(prompts), max_tokens=ANSWER_TOKENS, temperature=0.0,
+                                   stop_ids=engine.stop_ids)
+    res = engine.generate(request)
     return [o.text for o in res.outputs], res.latency_s
 
 
 @dataclass(frozen=True)
-class BudgetSummary:
+class LengthSummary:
     """What was measured at one length budget, over the rows given."""
 
     max_tokens: int
@@ -176,20 +161,20 @@ class BudgetSummary:
         return asdict(self)
 
 
-def summarise(rows: list[dict]) -> list[BudgetSummary]:
+def summarise_lengths(rows: list[dict]) -> list[LengthSummary]:
     """Per budget, ascending: accuracy at B = 1, answer shares, mean call latencies, acceptance."""
-    by_budget: dict[int, list[dict]] = {}
+    by_length: dict[int, list[dict]] = {}
     for r in rows:
-        by_budget.setdefault(int(r["max_tokens"]), []).append(r)
+        by_length.setdefault(int(r["max_tokens"]), []).append(r)
     out = []
-    for L in sorted(by_budget):
-        group = by_budget[L]
+    for L in sorted(by_length):
+        group = by_length[L]
         per_problem: dict[str, list[dict]] = {}
         for r in group:
             per_problem.setdefault(str(r["problem_id"]), []).append(r)
         batches = [rs[0] for rs in per_problem.values()]  # latency is per call: count each batch once
         acc = sum(sum(r["correct"] for r in rs) / len(rs) for rs in per_problem.values()) / len(per_problem)
-        out.append(BudgetSummary(
+        out.append(LengthSummary(
             max_tokens=L, problems=len(per_problem), samples=len(group), accuracy=acc,
             answered=sum(r["answer"] is not None for r in group) / len(group),
             finished=sum(bool(r.get("finished")) for r in group) / len(group),

@@ -14,13 +14,13 @@ from lattts.errors import UserError
 from lattts.traces.format import TraceRow, Traces
 
 
-def truncate(traces: Traces, budgets: list[int]) -> Traces:
-    """Rows of ``traces`` at each budget L in ``budgets`` (one copy per L, ``max_tokens`` = L).
+def truncate(traces: Traces, lengths: list[int]) -> Traces:
+    """Rows of ``traces`` at each budget L in ``lengths`` (one copy per L, ``max_tokens`` = L).
 
     Needs a single-budget trace (or one measured budget) with a token count on every row; a budget
     above the one the samples were generated under is refused, since truncation can only shorten.
     """
-    measured = traces.budgets
+    measured = traces.lengths
     if measured is not None and len(measured) > 1:
         raise UserError(f"{traces.path}: truncation needs traces of one budget; these have max_tokens "
                         f"{', '.join(map(str, measured))}")
@@ -28,17 +28,17 @@ def truncate(traces: Traces, budgets: list[int]) -> Traces:
     if missing is not None:
         raise UserError(f"{missing.where}: no 'tokens' count, so the sample cannot be cut at a budget; "
                         f"truncation needs token counts on every row")
-    if measured is not None and max(budgets) > measured[0]:
-        raise UserError(f"budget {max(budgets)} is above the budget the traces were generated under "
+    if measured is not None and max(lengths) > measured[0]:
+        raise UserError(f"length {max(lengths)} is above the length the traces were generated under "
                         f"({measured[0]} tokens); truncation can only shorten")
     rows: list[TraceRow] = []
-    for budget in sorted(set(budgets)):
+    for length in sorted(set(lengths)):
         for r in traces.rows:
-            if r.tokens <= budget:
-                rows.append(replace(r, max_tokens=budget))
-            else:  # the answer came after L tokens: no vote at this budget
-                rows.append(replace(r, max_tokens=budget, answer=None, correct=False, finished=False,
-                                    tokens=budget))
-    note = (f"truncated at L = {', '.join(map(str, sorted(set(budgets))))} tokens "
+            if r.tokens <= length:
+                rows.append(replace(r, max_tokens=length))
+            else:  # the answer came after L tokens: no vote at this length
+                rows.append(replace(r, max_tokens=length, answer=None, correct=False, finished=False,
+                                    tokens=length))
+    note = (f"truncated at L = {', '.join(map(str, sorted(set(lengths))))} tokens "
             f"(samples longer than L count as unanswered: a lower bound of budget forcing)")
     return Traces(rows=tuple(rows), path=traces.path, format=traces.format, note=note)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lattts.simulator.search import Point, Problem, evaluate_grid, predict
-from lattts.validate.live import Config
+from lattts.simulator.search import Config, Point, SearchProblem, evaluate_grid, predict
 
 
 def neighbours(chosen: Point, branches: tuple[int, ...], draft_lens: tuple[int, ...], lengths: list[int]) -> list[Config]:
@@ -70,7 +69,7 @@ def measured_best(candidates: list[Candidate], budget_s: float) -> Candidate | N
     return max(ok, key=lambda c: (round(c.accuracy, 9), -c.measured_s))
 
 
-def check(problem: Problem, budget_s: float, measure) -> DecisionReport:
+def check(problem: SearchProblem, budget_s: float, measure) -> DecisionReport:
     """Run the chosen configuration and its neighbours with ``measure(config) -> seconds``; their
     predicted latency and accuracy are the grid's, the very numbers ``predict`` chose by."""
     from lattts.errors import UserError
@@ -85,8 +84,7 @@ def check(problem: Problem, budget_s: float, measure) -> DecisionReport:
     points = {(p.branches, p.draft_len, p.max_tokens): p for p in map(grid.point, range(len(grid)))}
     branches, draft_lens, lengths = (tuple(sorted({key[i] for key in points})) for i in range(3))
     candidates = []
-    for config in [Config(best.branches, best.draft_len, best.max_tokens)] + neighbours(
-            best, branches, draft_lens, list(lengths)):
+    for config in [best.config] + neighbours(best, branches, draft_lens, list(lengths)):
         point = points[(config.branches, config.draft_len, config.max_tokens)]
         candidates.append(Candidate(config, point.accuracy, point.latency_s, measure(config)))
     return DecisionReport(budget_s, candidates[0], candidates, measured_best(candidates, budget_s))

@@ -9,13 +9,14 @@ compared: transformers' assisted generation is a different algorithm from lattts
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import torch
 
-from lattts.models.spec import ModelSpec
-from lattts.simulator.generation import generation_latency
-from lattts.simulator.profile import DeviceProfile
-from lattts.validate.live import Config
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import Workload, generation_latency
+from lattts.simulator.search import Config
+from lattts.validate.session import Anchor, drift_corrected_runs, error_stats
 
 
 def time_generate(model, prompt: list[int], config: Config, pad_id: int, seed: int = 0) -> float:
@@ -34,6 +35,23 @@ def time_generate(model, prompt: list[int], config: Config, pad_id: int, seed: i
     return elapsed
 
 
-def predict_generate(spec: ModelSpec, profile: DeviceProfile, config: Config, prompt_tokens: int) -> float:
-    lat = generation_latency(spec, profile, config.branches, 0, config.max_tokens, prompt_tokens, shared_prefill=False)
+def predict_generate(work: Workload, deploy: Deployment, config: Config) -> float:
+    """Predicted seconds of transformers' generate: plain decoding, the prompt prefilled per sequence."""
+    lat = generation_latency(replace(work, shared_prefill=False, natural_lengths=None), deploy, config.branches, 0,
+                             config.max_tokens)
     return float(lat.total_s[()])
+
+
+def run_transformers(configs: list[Config], hf, prompt: list[int], pad_id: int, work: Workload, deploy: Deployment,
+                     anchor: Anchor, seed: int = 0) -> dict:
+    """Time ``hf.generate`` on the plain-decoding configurations, drift-corrected as the engine's runs are."""
+    work = replace(work, prompt_tokens=len(prompt))
+    plain = [c for c in configs if c.draft_len == 0]
+    anchors: list[float] = []
+    runs = []
+    for config, measured, factor in drift_corrected_runs(plain, anchor, lambda c, _: time_generate(hf, prompt, c, pad_id, seed),
+                                                         seed, anchors):
+        predicted = predict_generate(work, deploy, config) * factor
+        runs.append({"branches": config.branches, "max_tokens": config.max_tokens, "predicted_s": predicted,
+                     "measured_s": measured, "error": predicted / measured - 1.0, "drift_factor": factor})
+    return {"runs": runs, "summary": error_stats([r["error"] for r in runs])}

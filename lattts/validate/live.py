@@ -10,26 +10,16 @@ anchor pass around the run, scales every prediction to the device's current spee
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lattts.engine.generate import GenerationResult
-from lattts.models.spec import ModelSpec
-from lattts.simulator.generation import generation_latency, prefill_time
-from lattts.simulator.profile import DeviceProfile
+from lattts.backend import GenerationResult
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import Workload, generation_latency, prefill_time, sampling_time
 from lattts.simulator.roofline import pass_time
+from lattts.simulator.search import Config
 from lattts.simulator.speculative import AcceptanceModel
-
-
-@dataclass(frozen=True)
-class Config:
-    branches: int
-    draft_len: int
-    max_tokens: int
-
-    def label(self) -> str:
-        return f"B={self.branches} γ={self.draft_len} L={self.max_tokens}"
 
 
 @dataclass
@@ -68,26 +58,35 @@ class Comparison:
         }
 
 
-def _pass_prediction(result: GenerationResult, target: ModelSpec, draft: ModelSpec | None,
-                     profile: DeviceProfile) -> dict[str, float]:
+def _pass_prediction(result: GenerationResult, work: Workload, deploy: Deployment) -> dict[str, float]:
     """Predicted time of every pass the run actually made, on its actual shape, summed per phase."""
     sums: dict[str, float] = {}
     for p in result.passes:
-        spec = draft if p.model == "draft" else target
+        spec = work.draft if p.model == "draft" else work.target
         logits = p.query if p.phase == "verify" else 1
-        key = "prefill" if p.phase == "prefill" else p.phase
-        sums[key] = sums.get(key, 0.0) + float(pass_time(spec, profile, p.batch, p.query, p.context_mean, logits))
+        sums[p.phase] = sums.get(p.phase, 0.0) + float(pass_time(spec, deploy, p.batch, p.query, p.context_mean, logits))
     return sums
 
 
 def _measured_terms(result: GenerationResult) -> dict[str, float]:
     sums: dict[str, float] = {}
     for p in result.passes:
-        key = "prefill" if p.phase == "prefill" else p.phase
-        sums[key] = sums.get(key, 0.0) + p.time_s
+        sums[p.phase] = sums.get(p.phase, 0.0) + p.time_s
     sums["prefill"] = sums.get("prefill", 0.0) + result.fork_s
-    sums["other"] = result.latency_s - sum(p.time_s for p in result.passes) - result.fork_s
+    sums["other"] = result.outside_passes_s
     return sums
+
+
+def _kv_growth(result: GenerationResult, work: Workload, deploy: Deployment) -> dict | None:
+    """Does cost rise with context as predicted? Late against early decode/verify passes."""
+    steps = [p for p in result.passes if p.phase in ("decode", "verify")]
+    if len(steps) < 8:
+        return None
+    predicted = [float(pass_time(work.target, deploy, p.batch, p.query, p.context_mean,
+                                 p.query if p.phase == "verify" else 1)) for p in steps]
+    k = len(steps) // 4
+    late_over_early = [np.mean(x[-k:]) / np.mean(x[:k]) for x in ([p.time_s for p in steps], predicted)]
+    return {"measured_late_over_early": late_over_early[0], "predicted_late_over_early": late_over_early[1]}
 
 
 TERM_NAMES = {
@@ -98,40 +97,35 @@ TERM_NAMES = {
 }
 
 
-def compare(config: Config, result: GenerationResult, target: ModelSpec, draft: ModelSpec | None,
-            profile: DeviceProfile, prior: AcceptanceModel | None, drift_factor: float) -> Comparison:
-    """Predictions for one live run, and which term explains most of the gap."""
+def compare(config: Config, result: GenerationResult, work: Workload, deploy: Deployment,
+            drift_factor: float) -> Comparison:
+    """Predictions for one live run (``work`` carries the a-priori acceptance), and which term explains
+    most of the gap."""
     B, G, L = config.branches, config.draft_len, config.max_tokens
-    P = result.prompt_tokens
-    measured_acc = (AcceptanceModel.from_histogram(result.accepted_histogram, "this run")
-                    if G and result.accepted_histogram and sum(result.accepted_histogram) else None)
+    work = replace(work, prompt_tokens=result.prompt_tokens, natural_lengths=None)  # runs are budget-forced
+    hist = result.accepted_histogram
+    measured_acc = AcceptanceModel.from_histogram(hist, "this run") if G and hist and sum(hist) else None
 
     def total(acceptance):
-        lat = generation_latency(target, profile, B, G, L, P, draft if G else None, acceptance)
+        lat = generation_latency(replace(work, acceptance=acceptance), deploy, B, G, L)
         return float(lat.total_s[()]), float(lat.rounds[()])
 
-    raw, predicted_rounds = total(prior)
-    with_measured, _ = total(measured_acc) if G else (raw, predicted_rounds)
+    raw, predicted_rounds = total(work.acceptance)
+    with_measured = total(measured_acc)[0] if G else raw
 
     # term by term: measured time of each phase against the same phase predicted on the run's own passes
     measured = _measured_terms(result)
-    per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, target, draft, profile).items()}
-    per_pass["prefill"] = per_pass.get("prefill", 0.0) + (
-        float(prefill_time(target, profile, B, P)) - float(pass_time(target, profile, 1, P, 0, 1))) * drift_factor
-    from lattts.simulator.generation import sampling_time
-
-    per_pass["other"] = float(sampling_time(profile, target.vocab_size, B, G, result.rounds)) * drift_factor
+    per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, work, deploy).items()}
+    P = result.prompt_tokens
+    fork = float(prefill_time(work.target, deploy, B, P)) - float(pass_time(work.target, deploy, 1, P, 0, 1))
+    per_pass["prefill"] = per_pass.get("prefill", 0.0) + fork * drift_factor
+    per_pass["other"] = float(sampling_time(deploy.profile, work.target.vocab_size, B, G, result.rounds)) * drift_factor
     terms = {k: {"measured_s": measured.get(k, 0.0), "predicted_s": per_pass.get(k, 0.0)}
              for k in sorted(set(measured) | set(per_pass))}
     terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
-    steps = [p for p in result.passes if p.phase in ("decode", "verify")]
-    if len(steps) >= 8:  # does cost rise with context as predicted? compare late vs early passes
-        spec_steps = [(p, float(pass_time(target, profile, p.batch, p.query, p.context_mean,
-                                          p.query if p.phase == "verify" else 1))) for p in steps]
-        k = len(spec_steps) // 4
-        early = np.mean([p.time_s for p, _ in spec_steps[:k]]), np.mean([t for _, t in spec_steps[:k]])
-        late = np.mean([p.time_s for p, _ in spec_steps[-k:]]), np.mean([t for _, t in spec_steps[-k:]])
-        terms["kv_growth"] = {"measured_late_over_early": late[0] / early[0], "predicted_late_over_early": late[1] / early[1]}
+    growth = _kv_growth(result, work, deploy)
+    if growth:
+        terms["kv_growth"] = growth
     return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor,
                       predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
                       drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,

@@ -13,43 +13,48 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
-from lattts.engine.generate import Draft, generate
+from lattts.backend import GenerationRequest, Generator
 from lattts.errors import UserError
 from lattts.models.spec import ModelSpec
+from lattts.simulator.deployment import Deployment
+from lattts.simulator.generation import Workload
 from lattts.simulator.profile import DeviceProfile
+from lattts.simulator.search import Config
 from lattts.simulator.speculative import AcceptanceModel
-from lattts.validate.live import Comparison, Config, compare
+from lattts.validate.live import Comparison, compare
 
 PROBE_EVERY = 4  # steps (or speculative rounds) between anchor re-timings inside a run
-# speculative runs are shorter: a 24-of-30-layer self-draft accepted ~30% of the time makes them the slow ones
-QUICK_GRID = [Config(b, 0, 64) for b in (1, 4, 16)] + [Config(b, g, 48) for b in (1, 4) for g in (2, 4)] + [
-    Config(1, 0, 128), Config(8, 0, 128), Config(8, 3, 48), Config(1, 3, 64), Config(2, 2, 64)]
-FULL_GRID = [Config(b, g, L) for b in (1, 2, 4, 8, 16) for g in (0, 2, 4) for L in (32, 128, 512)]
+T = TypeVar("T")
 
 
+@dataclass
 class Anchor:
-    """Re-times the profile's anchor pass (the shape and point its calibration timed throughout)."""
+    """Re-times the profile's anchor pass (the shape and point its calibration timed throughout).
 
-    def __init__(self, profile: DeviceProfile, device: str):
+    ``start`` builds it (and warms its runner up); a profile without an anchor gives factors of 1."""
+
+    reference_s: float | None = None
+    runner: Any = None
+    point: Any = None
+
+    @classmethod
+    def start(cls, profile: DeviceProfile, make_runner: Callable[[ModelSpec], Any]) -> "Anchor":
+        """The anchor of ``profile``, timed with ``make_runner(shape)`` (the engine its calibration timed)."""
         info = (profile.provenance or {}).get("anchor")
-        self.reference_s = info["reference_s"] if info else None
-        self.runner = None
-        if info:
-            from lattts.calibrate.grid import Point
+        if not info:
+            return cls()
+        from lattts.calibrate.grid import PassShape
 
-            spec = ModelSpec.from_hf_config(info["config"], info["shape"])
-            self.point = Point(*info["point"])
-            if profile.provenance.get("engine") == "transformers":
-                from lattts.calibrate.transformers_runner import TransformersRunner as Runner
-            else:
-                from lattts.calibrate.sweep import TorchRunner as Runner
-            self.runner = Runner(spec, device, profile.dtype)
-            self.runner.time_pass(self.point, 0, 2)
+        runner = make_runner(ModelSpec.from_hf_config(info["config"], info["shape"]))
+        point = PassShape(*info["point"])
+        runner.time_pass(point, 0, 2)
+        return cls(info["reference_s"], runner, point)
 
     def factor(self, repeats: int = 5) -> float:
         """Current anchor time over its calibration reference (1.0 when the profile has no anchor)."""
@@ -58,17 +63,30 @@ class Anchor:
         return statistics.median(self.runner.time_pass(self.point, repeats, 0)) / self.reference_s
 
     def probe(self, samples: list[float]):
-        """A callable for ``generate(probe=...)`` that appends one anchor factor per call to ``samples``."""
-        return None if self.runner is None else (lambda: samples.append(self.factor(repeats=1)))
+        """A ``Probe`` for the engine that appends one anchor factor per call to ``samples`` (None without an anchor)."""
+        if self.runner is None:
+            return None
+        from lattts.engine.generate import Probe
+
+        return Probe(lambda: samples.append(self.factor(repeats=1)), PROBE_EVERY)
 
 
-@dataclass
-class Session:
-    comparisons: list[Comparison] = field(default_factory=list)
-    anchors: list[float] = field(default_factory=list)  # drift factors in time order
-
-    def summary(self) -> dict:
-        return summarise(self.comparisons, self.anchors)
+def drift_corrected_runs(items: Iterable[T], anchor: Anchor, run: Callable[[T, Any], Any], seed: int,
+                         anchors: list[float]) -> Iterator[tuple[T, Any, float]]:
+    """Run every item in a shuffled order, re-timing the anchor before, during and after each; yields
+    (item, what ``run(item, probe)`` returned, the mean drift factor while it ran) as each finishes.
+    Every factor is appended to ``anchors`` in time order."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    before = anchor.factor()
+    anchors.append(before)
+    for item in order:
+        during: list[float] = []
+        result = run(item, anchor.probe(during))
+        after = anchor.factor()
+        anchors.extend(during + [after])
+        yield item, result, float(np.mean([before, after] + during))
+        before = after
 
 
 def error_stats(errors: list[float]) -> dict:
@@ -80,48 +98,48 @@ def error_stats(errors: list[float]) -> dict:
             "bias": float(np.median(e)), "runs": int(len(e))}
 
 
-def summarise(comparisons: list[Comparison], anchors: list[float]) -> dict:
-    out = error_stats([c.error for c in comparisons])
-    out["with_measured_acceptance"] = error_stats([c.error_measured_acceptance for c in comparisons])
-    out["without_drift_correction"] = error_stats([c.predicted_raw_s / c.measured_s - 1 for c in comparisons])
-    if anchors:
-        out["drift"] = {"start": anchors[0], "end": anchors[-1], "min": min(anchors), "max": max(anchors),
-                        "spread": max(anchors) / min(anchors) - 1.0}
-        out["drift_exceeds_error"] = bool(out["drift"]["spread"] > (out["median_abs_error"] or 0.0))
-    return out
+@dataclass
+class Session:
+    comparisons: list[Comparison] = field(default_factory=list)
+    anchors: list[float] = field(default_factory=list)  # drift factors in time order
+
+    def summary(self) -> dict:
+        """Errors with the a-priori and the measured acceptance, without drift correction, and the drift."""
+        out = error_stats([c.error for c in self.comparisons])
+        out["with_measured_acceptance"] = error_stats([c.error_measured_acceptance for c in self.comparisons])
+        out["without_drift_correction"] = error_stats([c.predicted_raw_s / c.measured_s - 1 for c in self.comparisons])
+        if self.anchors:
+            a = self.anchors
+            out["drift"] = {"start": a[0], "end": a[-1], "min": min(a), "max": max(a), "spread": max(a) / min(a) - 1.0}
+            out["drift_exceeds_error"] = bool(out["drift"]["spread"] > (out["median_abs_error"] or 0.0))
+        return out
 
 
-def pilot_acceptance(model, prompt: list[int], draft: Draft, stop_ids, gamma: int = 4, seed: int = 12345) -> AcceptanceModel:
+def pilot_acceptance(engine: Generator, prompt: list[int], gamma: int = 4, seed: int = 12345) -> AcceptanceModel:
     """A-priori acceptance for a pair nobody published: one short speculative run on its own seed,
     before (and apart from) the runs it will predict."""
-    res = generate(model, prompt, branches=4, max_tokens=48, min_tokens=48, temperature=1.0, seed=seed,
-                   draft=draft, draft_len=gamma, stop_ids=stop_ids)
+    request = GenerationRequest.forced(prompt, 4, 48, seed=seed, draft_len=gamma, stop_ids=engine.stop_ids)
+    res = engine.generate(request)
     return AcceptanceModel.from_histogram(res.accepted_histogram, f"pilot run (4 branches x 48 tokens, gamma {gamma}, "
                                                                   f"seed {seed}): alpha {res.acceptance_rate:.3f}")
 
 
-def run_grid(grid: list[Config], model, prompt: list[int], draft: Draft | None, target: ModelSpec,
-             draft_spec: ModelSpec | None, profile: DeviceProfile, prior: AcceptanceModel | None, anchor: Anchor,
-             stop_ids, seed: int = 0, on_run: Callable[[Comparison], None] | None = None) -> Session:
-    """Run every configuration (shuffled, bracketed by anchor timings) and compare each with its prediction."""
-    if any(c.draft_len for c in grid) and draft is None:
+def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Workload, deploy: Deployment,
+             anchor: Anchor, seed: int = 0, on_run: Callable[[Comparison], None] | None = None) -> Session:
+    """Run every configuration (shuffled, bracketed by anchor timings) on ``engine`` and compare each
+    with its prediction from ``work`` (models and a-priori acceptance) on ``deploy``."""
+    if any(c.draft_len for c in grid) and work.draft is None:
         raise UserError("the grid has draft lengths above 0 but no draft: pass --draft (e.g. self:N)")
     session = Session()
-    order = list(grid)
-    random.Random(seed).shuffle(order)
-    before = anchor.factor()
-    session.anchors.append(before)
-    for config in order:
-        during: list[float] = []
-        result = generate(model, prompt, config.branches, config.max_tokens, config.max_tokens, 1.0, 1.0, seed,
-                          draft if config.draft_len else None, config.draft_len, stop_ids,
-                          probe=anchor.probe(during), probe_every=PROBE_EVERY)
-        after = anchor.factor()
-        session.anchors.extend(during + [after])
-        factor = float(np.mean([before, after] + during))
-        comparison = compare(config, result, target, draft_spec, profile, prior, factor)
+
+    def run(config: Config, probe):
+        request = GenerationRequest.forced(prompt, config.branches, config.max_tokens, seed=seed,
+                                           draft_len=config.draft_len, stop_ids=engine.stop_ids)
+        return engine.generate(request, probe=probe)
+
+    for config, result, factor in drift_corrected_runs(grid, anchor, run, seed, session.anchors):
+        comparison = compare(config, result, work, deploy, factor)
         session.comparisons.append(comparison)
-        before = after
         if on_run:
             on_run(comparison)
     return session

@@ -27,6 +27,7 @@ def time_engine_overhead(vocab: int, device: str = "cpu", seed: int = 0) -> list
     """One short budget-forced run per (B, gamma) of ``RUNS``: seconds outside passes, rounds."""
     import torch
 
+    from lattts.backend import GenerationRequest
     from lattts.engine.generate import Draft, generate
     from lattts.engine.model import Transformer
 
@@ -36,11 +37,11 @@ def time_engine_overhead(vocab: int, device: str = "cpu", seed: int = 0) -> list
     out = []
     for warm in (True, False):
         for branches, gamma in RUNS:
-            res = generate(model, list(range(1, 17)), branches, TOKENS, TOKENS, 1.0, 1.0, seed,
-                           Draft(model, 1) if gamma else None, gamma)
-            outside = res.latency_s - sum(p.time_s for p in res.passes) - res.fork_s
+            request = GenerationRequest.forced(list(range(1, 17)), branches, TOKENS, seed=seed, draft_len=gamma)
+            res = generate(model, request, Draft(model, 1) if gamma else None)
             if not warm:
-                out.append({"branches": branches, "draft_len": gamma, "rounds": res.rounds, "outside_s": outside})
+                out.append({"branches": branches, "draft_len": gamma, "rounds": res.rounds,
+                            "outside_s": res.outside_passes_s})
     return out
 
 
@@ -68,13 +69,15 @@ def time_transformers_overhead(vocab: int, profile, device: str = "cpu", seed: i
     import torch
 
     from lattts.calibrate.transformers_runner import hf_model
+    from lattts.simulator.deployment import Deployment
     from lattts.simulator.roofline import pass_time
 
     spec = probe_spec(vocab)
     model = hf_model(spec, device, seed=seed)
     prompt = torch.arange(1, 17, device=device)[None]
-    passes = float(pass_time(spec, profile, 1, 16, 0, 1)) + sum(
-        float(pass_time(spec, profile, 1, 1, 16 + i, 1)) for i in range(TOKENS - 1))
+    deploy = Deployment.on(profile)
+    passes = float(pass_time(spec, deploy, 1, 16, 0, 1)) + sum(
+        float(pass_time(spec, deploy, 1, 1, 16 + i, 1)) for i in range(TOKENS - 1))
     for _ in range(2):  # the first call warms up; the second is kept
         with torch.inference_mode():
             start = time.perf_counter()
