@@ -126,3 +126,25 @@ def test_a_generation_shares_efficiencies_not_datasheet_figures():
     assert a40.knee_sharpness == measured_profile("a100-sxm-80gb").knee_sharpness
     fp32 = device_profile(find_device("h100-sxm"), "fp32")  # the fp16 fit's efficiency on the fp32 peak
     assert fp32.matmul_flops_per_s / h100.matmul_flops_per_s == pytest.approx(66.9 / 989.4)
+
+
+def test_readme_quotes_the_shipped_h100_fit_and_its_errors(lomo):
+    import re
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    m = re.search(r"H100 SXM: ([\d.]+) us per matmul kernel, weights streamed at ([\d.]+) TB/s, (\d+) TFLOP/s, "
+                  r"knee p = ([\d.]+), ([\d.]+) us per element-wise kernel", text)
+    h100 = measured_profile("h100-sxm")
+    assert [float(x) for x in m.groups()] == [round(h100.matmul_kernel_s * 1e6, 1), round(h100.weight_bw_bytes_per_s / 1e12, 2),
+                                              round(h100.matmul_flops_per_s / 1e12), round(h100.knee_sharpness, 2),
+                                              round(h100.elementwise_kernel_s * 1e6, 1)]
+    m = re.search(r"matmuls come out at ([\d.]+)% median and ([\d.]+)% p90 error \(A100: ([\d.]+)%, ([\d.]+)%\), a layer's "
+                  r"four matmuls together at ([\d.]+)% / ([\d.]+)% \(([\d.]+)% / ([\d.]+)%\)", text)
+    got = []
+    for table in ("after", "per_layer"):
+        for key in ("h100-sxm", "a100-sxm-80gb"):
+            t = lomo[key]["linear"]["after"] if table == "after" else lomo[key]["linear"]["per_layer"]["after"]
+            got.append((round(t["all"]["median"] * 100, 1), round(t["all"]["p90"] * 100, 1)))
+    quoted = [float(x) for x in m.groups()]
+    assert [quoted[0:2], quoted[2:4], quoted[4:6], quoted[6:8]] == [list(g) for g in got]
