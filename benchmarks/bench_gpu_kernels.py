@@ -36,7 +36,6 @@ def headline() -> dict:
     from lattts.hardware.devices import find_device
     from lattts.hardware.profiles import datasheet_profile, device_profile
     from lattts.plan import PlanRequest, build_plan
-    from lattts.simulator.deployment import Deployment
     from lattts.simulator.search import evaluate_grid, predict
 
     device = find_device("h100-sxm")

@@ -148,3 +148,42 @@ def test_readme_quotes_the_shipped_h100_fit_and_its_errors(lomo):
             got.append((round(t["all"]["median"] * 100, 1), round(t["all"]["p90"] * 100, 1)))
     quoted = [float(x) for x in m.groups()]
     assert [quoted[0:2], quoted[2:4], quoted[4:6], quoted[6:8]] == [list(g) for g in got]
+
+
+def test_group_rows_of_whole_passes_recover_a_known_gpu_profile(tmp_path):
+    """lattts' own format with a `group` column: linear, element-wise and all-reduce time of whole passes of
+    three shapes on 1-4 devices, priced by the measured H100 profile with 2% noise, give its values back."""
+    import math
+
+    import numpy as np
+
+    from lattts.models.registry import resolve_model
+    from lattts.simulator.deployment import Deployment
+    from lattts.simulator.roofline import group_times, pass_work
+
+    truth = device_profile(find_device("h100-sxm"), "fp16")
+    rng = np.random.default_rng(0)
+    lines = ["shape,group,devices,batch,query_len,context_len,latency_s"]
+    for name in ("Qwen2.5-0.5B-Instruct", "Qwen2.5-3B-Instruct", "s1.1-7B"):
+        spec = resolve_model(name)
+        for n in (1, 2, 4):
+            deploy = Deployment.on(truth, "fp16", n)
+            for b in (1, 4, 16, 64, 256):
+                for q in (1, 4, 16):
+                    times = group_times(pass_work(spec, deploy, b, q, 512), spec, deploy)
+                    for group in ("linear", "elementwise") + (("comm",) if n > 1 else ()):
+                        t = float(times[group][0]) * math.exp(rng.normal(0, 0.02))
+                        lines.append(f"{name},{group},{n},{b},{q},512,{t}")
+    path = tmp_path / "groups.csv"
+    path.write_text("\n".join(lines) + "\n")
+    res = runner.invoke(app, ["calibrate", "--from-csv", str(path), "--device", "h100-sxm", "--dtype", "fp16",
+                              "--bootstrap", "5", "--out", str(tmp_path / "p.json"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    for name, rel in (("matmul_kernel_s", 0.05), ("weight_bw_bytes_per_s", 0.03), ("matmul_flops_per_s", 0.05),
+                      ("knee_sharpness", 0.1), ("elementwise_kernel_s", 0.05), ("elementwise_bw_bytes_per_s", 0.03),
+                      ("row_bw_bytes_per_s", 0.05)):
+        assert out["parameters"][name]["value"] == pytest.approx(getattr(truth, name), rel=rel), name
+        assert out["parameters"][name]["status"] == "identified", name
+    assert out["parameters"]["allreduce_latency_s (n=2)"]["value"] == pytest.approx(truth.allreduce(2).latency_s, rel=0.05)
+    assert out["errors"]["linear"]["heldout"]["all"]["median"] < 0.03

@@ -80,6 +80,7 @@ def read_rows(request: CsvFitRequest, dtype: str) -> tuple[dict[str, OpRows], li
     """Op-group rows by group, and whole-pass rows by shape, from every file of the request."""
     parts: dict[str, list[OpRows]] = defaultdict(list)
     passes: dict[str, list] = defaultdict(list)
+    grouped: dict[tuple, list] = defaultdict(list)  # lattts group rows by (shape, group, devices)
     for path in request.files:
         if vidur.is_vidur(_header(path)):
             for rows in vidur.read(path):
@@ -91,27 +92,18 @@ def read_rows(request: CsvFitRequest, dtype: str) -> tuple[dict[str, OpRows], li
                 continue
             if m.shape == "model" and default is None:
                 raise UserError(f"{path}: rows name no shape; add a `shape` column or give exactly one --model")
-            (passes[m.shape] if m.group == "pass" else parts[m.group]).append(m if m.group == "pass" else (path, m))
-    groups = {g: concat([p if isinstance(p, OpRows) else _group_rows(p, request, dtype) for p in _batches(v)])
-              for g, v in parts.items()}
+            if m.group == "pass":
+                passes[m.shape].append(m)
+            else:
+                grouped[(m.shape, m.group, m.devices)].append(m)
+    for rows in grouped.values():
+        parts[rows[0].group].append(_group_rows(rows, request, dtype))
     data = []
     for name, rows in passes.items():
         if any(m.devices != 1 for m in rows):
             raise UserError(f"shape {name}: whole-pass rows on several devices are not fitted; give per-group rows")
         data.append(ShapeData(_shape(name, request.shapes), tuple(rows), dtype))
-    return groups, data
-
-
-def _batches(items: list) -> list:
-    """Vidur OpRows as they are; lattts group rows batched by (file, shape, group, devices)."""
-    out, batch = [], defaultdict(list)
-    for item in items:
-        if isinstance(item, OpRows):
-            out.append(item)
-        else:
-            path, m = item
-            batch[(str(path), m.shape, m.group, m.devices)].append(m)
-    return out + list(batch.values())
+    return {g: concat(v) for g, v in parts.items()}, data
 
 
 def _group_rows(rows: list, request: CsvFitRequest, dtype: str) -> OpRows:

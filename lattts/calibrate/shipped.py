@@ -105,4 +105,11 @@ def lomo_tables(key: str) -> dict:
         if name == "linear":
             entry["per_layer"] = {"after": table(*layer_sums(held, data)), "before": table(*layer_sums(old, data))}
         out[name] = entry
+    # NVLink pairs: the path changes with the device count (2: one bridge; 4: partly over PCIe), so only the
+    # per-count fits hold; not part of the profile, which describes an NVSwitch node
+    folder = files(key)[-1].parent
+    (pairs,) = vidur.read(folder / f"vidur_{GPU_FILES[key]}_pairwise_nvlink_all_reduce.csv")
+    held, how = opfit.heldout(pairs, before)
+    out["comm_pairwise_nvlink"] = {"heldout_by": how, "after": table(held, pairs),
+                                   "before": table(predict(before, pairs), pairs)}
     return out
