@@ -12,6 +12,25 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from lattts.errors import UserError
+from lattts.simulator.generation import EngineSchedule
+
+# How each engine lays out the passes of B branches (from each engine's scheduler): llama.cpp's server
+# prefills the parent slot's prompt once and copies its KV to the children (a request of n samples
+# costs about one prefill, measured), but drafts slot by slot with a draft context each;
+# transformers' generate copies the prompt per sequence; lattts' engine, vLLM and SGLang prefill a
+# shared prompt once and draft for all sequences in one batch.
+SCHEDULES = {
+    "lattts": EngineSchedule(),
+    "transformers": EngineSchedule(shared_prefill=False),
+    "llama.cpp": EngineSchedule(batched_draft=False),
+    "vllm": EngineSchedule(),
+    "sglang": EngineSchedule(),
+}
+
+
+def schedule_of(engine: str | None) -> EngineSchedule:
+    """The schedule of an engine by name; a profile from a datasheet (no engine) gets the default."""
+    return SCHEDULES.get(engine or "lattts", EngineSchedule())
 
 
 class RequestError(UserError):
@@ -105,10 +124,33 @@ class PassRecord:
 
 @dataclass(frozen=True)
 class BranchOutput:
-    tokens: tuple[int, ...]
+    tokens: tuple[int, ...]  # the ids, where the backend returns them (a server may give only a count)
     text: str
     finished: bool  # stopped on an end-of-sequence token (after min_tokens), not by max_tokens
     accepted_per_round: tuple[int, ...] | None = None  # draft tokens accepted in each of its rounds, in order
+    token_count: int | None = None  # tokens generated, when ``tokens`` does not hold them
+
+    @property
+    def length(self) -> int:
+        return self.token_count if self.token_count is not None else len(self.tokens)
+
+
+@dataclass(frozen=True)
+class AcceptanceCounts:
+    """Speculative rounds as a server counts them (totals over the branches, no per-round order):
+    rounds (verify passes per branch, summed), draft tokens proposed and accepted, and where the
+    server exports per-position counters, the histogram of rounds by draft tokens accepted."""
+
+    draft_len: int
+    rounds: int
+    drafted: int
+    accepted: int
+    histogram: tuple[int, ...] | None = None
+    source: str = ""
+
+    @property
+    def mean_accepted(self) -> float:
+        return self.accepted / self.rounds if self.rounds else 0.0
 
 
 @dataclass
@@ -123,6 +165,8 @@ class GenerationResult:
     passes: list[PassRecord] = field(default_factory=list)
     fork_s: float = 0.0  # copying the prompt's KV to the branches
     rounds: int = 0  # lock-step steps after prefill (decode steps or speculative rounds)
+    counts: AcceptanceCounts | None = None  # a server's acceptance totals (the engine records rounds instead)
+    server: dict = field(default_factory=dict)  # a server's own timings and settings, as it reported them
 
     @property
     def accepted_per_branch(self) -> list[list[int]] | None:
@@ -132,32 +176,44 @@ class GenerationResult:
 
     @property
     def accepted_histogram(self) -> list[int] | None:
-        """Rounds (over branches) by draft tokens accepted, 0..draft_len; None without speculation."""
+        """Rounds (over branches) by draft tokens accepted, 0..draft_len; None without speculation
+        (or when a server counted only totals)."""
         if not self.draft_len:
             return None
+        if self.counts is not None:
+            return list(self.counts.histogram) if self.counts.histogram else None
         hist = [0] * (self.draft_len + 1)
         for o in self.outputs:
             for a in o.accepted_per_round or ():
                 hist[a] += 1
         return hist
 
-    @property
-    def acceptance_rate(self) -> float | None:
-        """Per-token acceptance alpha from the histogram, as ``lattts acceptance`` computes it
-        (``AcceptanceModel.alpha``: accepted / (accepted + rejections))."""
-        hist = self.accepted_histogram
-        if not hist or not sum(hist):
-            return None
+    def acceptance_model(self, source: str = "this run"):
+        """The run's acceptance as an ``AcceptanceModel``: from its histogram, else (a server's totals)
+        the i.i.d. alpha whose expected accepted tokens per round match; None without rounds."""
         from lattts.simulator.speculative import AcceptanceModel
 
-        return AcceptanceModel.from_histogram(hist, "this run").alpha
+        hist = self.accepted_histogram
+        if hist and sum(hist):
+            return AcceptanceModel.from_histogram(hist, source)
+        if self.counts is not None and self.counts.rounds:
+            return AcceptanceModel.from_mean_accepted(self.counts.mean_accepted, self.draft_len, source)
+        return None
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        """Per-token acceptance alpha, as ``lattts acceptance`` computes it (``AcceptanceModel.alpha``)."""
+        model = self.acceptance_model() if self.draft_len else None
+        return None if model is None else model.alpha
 
     @property
     def tokens_per_round(self) -> float | None:
         hist = self.accepted_histogram
-        if not hist or not sum(hist):
-            return None
-        return sum((a + 1) * n for a, n in enumerate(hist)) / sum(hist)
+        if hist and sum(hist):
+            return sum((a + 1) * n for a, n in enumerate(hist)) / sum(hist)
+        if self.counts is not None and self.counts.rounds:
+            return self.counts.mean_accepted + 1.0
+        return None
 
     @property
     def outside_passes_s(self) -> float:
@@ -178,7 +234,7 @@ class GenerationResult:
 
     def to_json(self, with_passes: bool = False) -> dict:
         out = {
-            "outputs": [{"text": o.text, "tokens": len(o.tokens), "finished": o.finished} for o in self.outputs],
+            "outputs": [{"text": o.text, "tokens": o.length, "finished": o.finished} for o in self.outputs],
             "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens, "draft_len": self.draft_len,
             "timing": self.timing_summary(),
         }
@@ -187,6 +243,8 @@ class GenerationResult:
             out["tokens_per_round"] = self.tokens_per_round
             out["acceptance"] = {"draft_len": self.draft_len, "accepted_histogram": self.accepted_histogram,
                                  "rounds": self.rounds}
+        if self.server:
+            out["server"] = self.server
         if with_passes:
             out["passes"] = [asdict(p) for p in self.passes]
         return out

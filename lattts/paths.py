@@ -1,7 +1,8 @@
 """Where lattts keeps user data, and atomic writes.
 
 Profiles and caches live under ``$LATTTS_HOME`` if set, else ``$XDG_DATA_HOME/lattts``, else
-``~/.local/share/lattts``; downloads under ``$XDG_CACHE_HOME/lattts`` (``~/.cache/lattts``).
+``~/.local/share/lattts``; downloads under ``$LATTTS_CACHE`` if set, else ``$LATTTS_HOME/cache``, else
+``$XDG_CACHE_HOME/lattts`` (``~/.cache/lattts``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def data_dir() -> Path:
 
 def cache_dir() -> Path:
     """Per-user cache directory (downloaded model files)."""
+    if os.environ.get("LATTTS_CACHE"):
+        return Path(os.environ["LATTTS_CACHE"])
     if os.environ.get("LATTTS_HOME"):
         return Path(os.environ["LATTTS_HOME"]) / "cache"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")

@@ -8,7 +8,7 @@ models, drafts, acceptance, curves and devices the same way and reports the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lattts.errors import UserError
@@ -191,6 +191,9 @@ def build_plan(request: PlanRequest, detection: Detection | None = None) -> Plan
     what = f"{work.target.name}" + (f" + {work.draft.name}" if work.draft and not work.draft_shares_weights else "") + \
            f" in {dtype or choice.profile.dtype}"
     n_dev, dev_reason = choose_devices(request.devices, choice.profile, need(choice.profile), what)
+    from lattts.backend import schedule_of  # the engine the profile was calibrated on schedules the passes
+
+    work = replace(work, schedule=schedule_of(choice.profile.provenance.get("engine")))
     problem = SearchProblem(
         workload=work, deployment=Deployment.on(choice.profile, dtype, n_dev), curve=curve,
         branches=branch_grid(request.max_branches), draft_lens=tuple(range(0, gamma_max + 1)),

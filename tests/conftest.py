@@ -1,9 +1,20 @@
 """Shared fixtures: every test gets its own lattts data directory, so nothing a test saves
-(profiles, caches) leaks into the user's or into another test."""
+(profiles, calibrations) leaks into the user's or into another test; downloads are shared."""
 
 from __future__ import annotations
 
 import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shared_download_cache(tmp_path_factory):
+    """Downloads (SmolLM2, converted GGUFs, self-drafts) once per session: they are content-addressed,
+    so sharing them leaks no state between tests."""
+    import os
+
+    os.environ["LATTTS_CACHE"] = str(tmp_path_factory.mktemp("lattts-cache"))
+    yield
+    os.environ.pop("LATTTS_CACHE", None)
 
 
 @pytest.fixture(autouse=True)

@@ -143,6 +143,27 @@ def pass_estimates(data: list[ShapeData], base: DeviceProfile, params, resamples
     return out
 
 
+FACTOR_BOUNDS = (0.25, 4.0)  # a kernel choice moves matmul time by a few times at most; beyond, the fit is wrong
+
+
+def fit_rows_factor(profile: DeviceProfile, data: list[ShapeData]) -> DeviceProfile:
+    """``profile`` with ``matmul_rows_factor`` fitted to ``data``: at each number of token rows per pass,
+    the median of the factor on the matmul groups' time that would make each point's predicted pass
+    time its measured one (what the physical rates leave to the kernels' choices)."""
+    plain = replace(profile, matmul_rows_factor=())
+    needed: dict[float, list[float]] = {}
+    for d in data:
+        work, measured = d.arrays(plain)
+        times = group_times(work, d.spec, Deployment.on(plain, d.dtype))
+        matmul = times["linear"][0] + times["lm_head"][0]
+        rest = sum(t for name, (t, _, _) in times.items() if name not in ("linear", "lm_head"))
+        factor = np.clip((measured - rest) / np.maximum(matmul, 1e-12), *FACTOR_BOUNDS)
+        for rows, f in zip(np.broadcast_to(work.rows, measured.shape), factor):
+            needed.setdefault(float(rows), []).append(float(f))
+    table = tuple((rows, float(np.median(fs))) for rows, fs in sorted(needed.items()))
+    return replace(profile, matmul_rows_factor=table)
+
+
 def relative_errors(profile: DeviceProfile, data: list[ShapeData]) -> np.ndarray:
     """|predicted / measured - 1| for every point."""
     arrays = [d.arrays(profile) for d in data]
@@ -169,8 +190,9 @@ def split(data: list[ShapeData], keep) -> list[ShapeData]:
 
 
 def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
-                   limits: dict[str, float] | None = None, params=PARAMETERS) -> np.ndarray:
-    """Errors on points left out of the fit, k-fold over all measured points."""
+                   limits: dict[str, float] | None = None, params=PARAMETERS, rows_factor: bool = False) -> np.ndarray:
+    """Errors on points left out of the fit, k-fold over all measured points (with ``rows_factor``,
+    the correction by rows is fitted on the training folds too)."""
     index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(index, rng.permutation(len(index)) % folds))
@@ -179,7 +201,8 @@ def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, s
         train = split(data, lambda i, j: fold_of[(i, j)] != k)
         test = split(data, lambda i, j: fold_of[(i, j)] == k)
         if train and test:
-            errors.append(relative_errors(fit_profile(train, base, limits, params), test))
+            fitted = fit_profile(train, base, limits, params)
+            errors.append(relative_errors(fit_rows_factor(fitted, train) if rows_factor else fitted, test))
     return np.concatenate(errors) if errors else np.array([])
 
 

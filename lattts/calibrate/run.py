@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from lattts import __version__
-from lattts.calibrate.fit import (PARAMETERS, ShapeData, cross_model_errors, fit_profile, heldout_errors,
-                                  relative_errors, summary)
+from lattts.calibrate.fit import (PARAMETERS, ShapeData, cross_model_errors, fit_profile, fit_rows_factor,
+                                  heldout_errors, relative_errors, summary)
 from lattts.calibrate.grid import PassShape, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
@@ -69,6 +69,17 @@ class FitRecord:
     drift: dict
     source_note: str
     machine: dict | None = None
+    server: dict | None = None  # the serving engine timed (its name, version, launch settings, model)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Which passes a calibration times and how often (defaults: the device's grid, ``REPEATS``)."""
+
+    grid: tuple[PassShape, ...]
+    repeats: int
+    warmup: int = 2
+    rows_factor: bool = False  # also fit the matmul correction by rows (one served shape over many B)
 
 
 @dataclass
@@ -129,11 +140,14 @@ def group_by_shape(rows: list[Measurement], shapes: list[ModelSpec], dtype: str)
 
 
 def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = None,
-             folds: int = 5) -> tuple[DeviceProfile, dict]:
-    """Fit on everything, and the in-sample, held-out and cross-model errors."""
+             folds: int = 5, rows_factor: bool = False) -> tuple[DeviceProfile, dict]:
+    """Fit on everything, and the in-sample, held-out and cross-model errors; ``rows_factor`` adds the
+    measured matmul correction by rows (``fit.fit_rows_factor``) to the physical fit."""
     profile = fit_profile(data, base, limits)
+    if rows_factor:
+        profile = fit_rows_factor(profile, data)
     errors = {"in_sample": summary(relative_errors(profile, data)),
-              "heldout": summary(heldout_errors(data, base, folds, limits=limits))}
+              "heldout": summary(heldout_errors(data, base, folds, limits=limits, rows_factor=rows_factor))}
     cross = cross_model_errors(data, base, limits)
     if cross:
         errors["cross_model"] = summary(np.concatenate(list(cross.values())))
@@ -143,17 +157,21 @@ def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = N
 
 def build_profile(fitted: DeviceProfile, request: CalibrationRequest, record: FitRecord) -> DeviceProfile:
     """The fitted profile named for its device, with everything that produced it in its provenance."""
-    import torch
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        torch_version = version("torch")  # read without importing torch
+    except PackageNotFoundError:
+        torch_version = None
     target, shapes = request.target, request.shapes
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     provenance = {
-        "created": now, "lattts": __version__, "torch": torch.__version__, "engine": request.engine,
+        "created": now, "lattts": __version__, "torch": torch_version, "engine": request.engine,
         "kernels": record.kernels, "device": target.fingerprint, "dtype": request.dtype,
         "shapes": [{"name": s.name, "config": s.to_hf_config(), "params": s.n_params} for s in shapes],
         "grid": [list(p.key) for p in record.grid] if record.grid is not None else "from the measurements file",
         "measurements": {"file": str(record.measurements), "sha256": sha256(record.measurements)},
-        "errors": record.errors, "drift": record.drift, "machine": record.machine,
+        "errors": record.errors, "drift": record.drift, "machine": record.machine, "server": record.server,
         "anchor": ({"shape": shapes[0].name, "config": shapes[0].to_hf_config(), "point": list(ANCHOR_POINT.key),
                     "reference_s": record.drift["anchor_reference_s"]} if record.drift.get("paired") else None),
         "units": {name: unit for name, *_, unit in PARAMETERS},
@@ -213,17 +231,26 @@ def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tu
     return call_s, per_logit, {"runs": probe, "vocab": vocab}
 
 
+def default_sweep(request: CalibrationRequest) -> SweepPlan:
+    """The device's grid (decode steps and prefills only for transformers, which runs plain decoding)."""
+    grid = cpu_grid(request.quick) if request.target.device == "cpu" else gpu_grid(request.quick)
+    if request.engine == "transformers":
+        grid = [p for p in grid if p.query == 1 or p.context == 0]
+    return SweepPlan(tuple(grid), REPEATS[request.quick])
+
+
 def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], PassRunner], on_point=None,
-              on_start=None, measure: Callable[[str, str], dict] | None = measure_machine) -> Calibration:
+              on_start=None, measure: Callable[[str, str], dict] | None = measure_machine,
+              sweep: SweepPlan | None = None, server: dict | None = None) -> Calibration:
     """Time the request's shapes (resumably), fit a profile, measure its errors and save it.
 
     ``on_start(grid, shapes, done)`` and ``on_point(spec, point, seconds)`` report progress;
-    ``measure`` times the machine's limits and the engine's work outside passes (None in tests)."""
+    ``measure`` times the machine's limits and the engine's work outside passes (None in tests and
+    for servers, whose step times hold it); ``sweep`` overrides the device's grid; ``server``
+    describes a serving engine timed through ``make_runner``, for the provenance."""
     target, shapes, dtype = request.target, list(request.shapes), request.dtype
-    grid = cpu_grid(request.quick) if target.device == "cpu" else gpu_grid(request.quick)
-    if request.engine == "transformers":  # it runs plain decoding only: decode steps and prefills
-        grid = [p for p in grid if p.query == 1 or p.context == 0]
-    repeats = REPEATS[request.quick]
+    sweep = sweep or default_sweep(request)
+    grid, repeats = list(sweep.grid), sweep.repeats
     measurements = _measurements_folder(request, grid, repeats) / "measurements.csv"
     done = {m.key for m in read(measurements)} if measurements.exists() else set()
     if on_start:
@@ -235,19 +262,20 @@ def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], Pa
         kernels.append(getattr(made, "kernels", "unknown"))
         return made
 
-    report = run_sweep(shapes, grid, measurements, runner, repeats=repeats, warmup=2, on_point=on_point)
+    report = run_sweep(shapes, grid, measurements, runner, repeats=repeats, warmup=sweep.warmup, on_point=on_point)
     rows, drift = drift_corrected(report.rows)
     data = group_by_shape(rows, shapes, dtype)
     if not data:
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")
     machine = measure(target.device, dtype) if measure else None
-    fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine))
+    fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine),
+                              rows_factor=sweep.rows_factor)
     if measure:
         call_s, per_logit, runs = outside_pass_costs(request, fitted)
         fitted = replace(fitted, sample_call_s=call_s, sample_s_per_logit=per_logit)
         machine = {**machine, "outside_passes": runs}
     record = FitRecord(kernels[0] if kernels else "not recorded (resumed)", grid, measurements, errors, drift,
-                       f"calibrated by lattts calibrate ({request.engine} engine, {dtype})", machine)
+                       f"calibrated by lattts calibrate ({request.engine} engine, {dtype})", machine, server)
     profile = build_profile(fitted, request, record)
     path = request.out or profile_path(target.key, dtype, request.engine)
     write_json_atomic(path, profile.to_json())

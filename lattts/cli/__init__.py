@@ -30,10 +30,10 @@ def _root(
 
 def _register() -> None:
     from lattts.cli import (acceptance, accuracy, calibrate, curves, generate, hardware, measure, models, predict,
-                            roofline, traces, validate)
+                            roofline, serve, traces, validate)
 
     for module in (predict, roofline, hardware, models, curves, accuracy, acceptance, traces, measure, generate,
-                   calibrate, validate):
+                   calibrate, validate, serve):
         module.register(app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -24,7 +25,8 @@ def calibrate(
     quick: bool = typer.Option(False, "--quick", help="Fewer points and repeats: about a minute on a small CPU."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the profile here instead of the per-user profile store."),
     resume: bool = typer.Option(True, "--resume/--restart", help="Resume an interrupted calibration with the same arguments, or start over."),
-    engine: str = typer.Option("lattts", "--engine", help="Whose forward pass to time: lattts (the engine generate uses) or transformers."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Whose forward pass to time: lattts (default; the engine generate uses) or transformers; with --server, the engine expected there (llama.cpp, vllm, sglang)."),
+    server: Optional[str] = typer.Option(None, "--server", help="Calibrate the model a serving engine serves at this URL (e.g. from `lattts serve`)."),
     from_csv: Optional[List[Path]] = typer.Option(None, "--from-csv", help="Fit timings files instead of timing (repeat the flag): lattts' format (batch, query_len, context_len, latency_s; optional shape, group, devices) or Vidur's per-op and all-reduce CSVs."),
     bootstrap: int = typer.Option(100, "--bootstrap", help="With --from-csv: refits on resampled series behind each parameter's 95% interval."),
     keep_unidentified: bool = typer.Option(False, "--keep-unidentified", help="With --from-csv: write a fit whose rows do not pin every parameter, flagged, instead of refusing it."),
@@ -33,11 +35,7 @@ def calibrate(
 ) -> None:
     """Time forward passes over batch, query length and context, fit a device profile (bandwidths,
     FLOP/s, overheads) that predicts any model, and report its in-sample, held-out and cross-model error."""
-    from lattts.calibrate import run
     from lattts.cli.calibrate_report import report, report_csv_fit
-    from lattts.dtypes import canonical_dtype
-    from lattts.errors import UserError
-    from lattts.models.registry import resolve_model
 
     if from_csv:
         from lattts.calibrate import from_csv as csv_fit
@@ -47,17 +45,10 @@ def calibrate(
         profile = csv_fit.save(fit, request, out, "lattts calibrate --from-csv " + " ".join(p.name for p in from_csv))
         report_csv_fit(fit, profile, json_out, html)
         return
-    dev = torch_device(gpu, device)
-    if engine not in ("lattts", "transformers"):
-        raise UserError(f"--engine {engine!r}: use lattts or transformers")
-    target = run.fingerprint_gpu(gpu) if dev != "cpu" else run.fingerprint_cpu()
-    dtype = canonical_dtype(dtype) if dtype else default_dtype(target)
-    shapes = tuple(resolve_model(m) for m in model) if model else tuple(default_shapes(target, dtype))
-    if len({s.name for s in shapes}) != len(shapes):
-        raise UserError("--model lists the same shape twice")
-    request = run.CalibrationRequest(target=target, shapes=shapes, dtype=dtype, quick=quick, resume=resume,
-                                     engine=engine, out=out)
-    result = _sweep(request)
+    if server:
+        result = _server(server, engine, model, quick, resume, out)
+    else:
+        result = _sweep(_engine_request(gpu, device, model, dtype, quick, resume, engine or "lattts", out))
     if html:
         from lattts.report.plots import calibration_figure, save_html
 
@@ -65,10 +56,48 @@ def calibrate(
     report(result, json_out, html)
 
 
-def _sweep(request):
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+def _engine_request(gpu, device, model, dtype, quick, resume, engine, out):
     from lattts.calibrate import run
+    from lattts.dtypes import canonical_dtype
+    from lattts.errors import UserError
+    from lattts.models.registry import resolve_model
+
+    dev = torch_device(gpu, device)
+    if engine not in ("lattts", "transformers"):
+        raise UserError(f"--engine {engine!r}: use lattts or transformers (or --server URL for a serving engine)")
+    target = run.fingerprint_gpu(gpu) if dev != "cpu" else run.fingerprint_cpu()
+    dtype = canonical_dtype(dtype) if dtype else default_dtype(target)
+    shapes = tuple(resolve_model(m) for m in model) if model else tuple(default_shapes(target, dtype))
+    if len({s.name for s in shapes}) != len(shapes):
+        raise UserError("--model lists the same shape twice")
+    return run.CalibrationRequest(target=target, shapes=shapes, dtype=dtype, quick=quick, resume=resume,
+                                  engine=engine, out=out)
+
+
+def _server(url, engine, model, quick, resume, out):
+    from lattts.calibrate.server import calibrate_server
+    from lattts.errors import UserError
+    from lattts.serving.connect import connect, served_spec
+
+    if model and len(model) > 1:
+        raise UserError("--server calibrates the one model the server serves: give at most one --model")
+    backend = connect(url, engine)
+    spec = served_spec(backend, model[0] if model else None)
+    with _progress(backend.name) as (on_point, on_start):
+        return calibrate_server(backend, spec, quick, resume, out, (on_point, on_start))
+
+
+def _sweep(request):
+    from lattts.calibrate import run
+
+    with _progress(request.target.name) as (on_point, on_start):
+        make_runner = run.runner_factory(request.engine, request.target.device, request.dtype)
+        return run.calibrate(request, make_runner, on_point, on_start)
+
+
+@contextmanager
+def _progress(what: str):
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     def cost(p) -> float:  # rough seconds of a point, for the time-left estimate
         return 0.02 + 1e-4 * p.rows * (1 + p.context / 2048)
@@ -80,7 +109,7 @@ def _sweep(request):
     def on_start(grid, shapes_, done):
         todo = [(s.name, p) for s in shapes_ for p in grid if (s.name, *p.key) not in done]
         state["cost"] = {k: cost(p) for k, p in todo}
-        state["task"] = progress.add_task(f"timing {request.target.name}", total=sum(state["cost"].values()) or 1)
+        state["task"] = progress.add_task(f"timing {what}", total=sum(state["cost"].values()) or 1)
         if done:
             err_console.print(f"resuming: {len(done)} points already measured")
 
@@ -89,5 +118,4 @@ def _sweep(request):
                         description=f"{spec.name} B={point.batch} q={point.query} s={point.context}")
 
     with progress:
-        make_runner = run.runner_factory(request.engine, request.target.device, request.dtype)
-        return run.calibrate(request, make_runner, on_point, on_start)
+        yield on_point, on_start

@@ -18,13 +18,14 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def measure(
-    model: str = typer.Option(..., "--model", "-m", help="smollm2-135m (real weights), a GGUF file, a safetensors folder, or any model name/config.json (random weights)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="smollm2-135m (real weights), a GGUF file, a safetensors folder, or any model name/config.json (random weights); with --server, default the served model."),
+    server: Optional[str] = typer.Option(None, "--server", help="Sample through a serving engine at this URL (llama.cpp, vLLM, SGLang) instead of lattts' engine."),
     benchmark: Path = typer.Option(..., "--benchmark", "-b", help="JSONL with problem and answer per line (MATH-500, AIME); id from unique_id, id, or the row's position."),
     samples: int = typer.Option(..., "--samples", "-n", help="Samples per problem: the branches of one batched call."),
     lengths: Optional[str] = typer.Option(None, "--lengths", "-L", help="Lengths L in tokens, comma-separated; each sample reasons for exactly L tokens."),
     old_budgets: Optional[str] = typer.Option(None, "--budgets", hidden=True),
     draft: Optional[str] = typer.Option(None, "--draft", "-d", help="Draft model, or self:N (the target's first N layers); rows then record accepted_per_round."),
-    draft_len: int = typer.Option(0, "--draft-len", "-g", help="Draft tokens proposed per round (gamma); needs --draft."),
+    draft_len: Optional[int] = typer.Option(None, "--draft-len", "-g", help="Draft tokens proposed per round (gamma); needs --draft; with --server, default the server's."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first K problems of the benchmark."),
     out: Path = typer.Option(Path("traces.jsonl"), "--out", "-o", help="Trace file to append to; a rerun with the same arguments resumes it."),
     temperature: float = typer.Option(0.7, "--temperature", "-t", help="Sampling temperature of the reasoning tokens (0 = greedy: all samples alike)."),
@@ -50,6 +51,11 @@ def measure(
     if samples < 1:
         raise UserError(f"--samples {samples}: need at least one sample per problem")
     length_list = parse_int_list(lengths, "--lengths")
+    if server:
+        model, draft, draft_len = _served(server, model, draft, draft_len)
+    elif model is None:
+        raise UserError("--model is required (or --server URL to sample through a serving engine)")
+    draft_len = draft_len or 0
     if draft_len and not draft:
         raise UserError(f"--draft-len {draft_len} needs a draft: pass --draft MODEL or --draft self:N")
     if draft and draft_len < 1:
@@ -61,7 +67,7 @@ def measure(
     check_device(device)
     bench = load_benchmark(benchmark)
     config = MeasureConfig(model=model, benchmark_sha256=bench.sha256, samples=samples, temperature=temperature,
-                           seed=seed, draft=draft, draft_len=draft_len, device=device, dtype=dtype)
+                           seed=seed, draft=draft, draft_len=draft_len, device=device, dtype=dtype, server=server)
     plan = plan_measure(config, bench, bench.problems[:limit] if limit else bench.problems, length_list, out)
     start = time.perf_counter()
     # nothing to measure: the model is not loaded
@@ -71,6 +77,21 @@ def measure(
         print_json(report)
     else:
         _print(report)
+
+
+def _served(url: str, model, draft, draft_len):
+    """(model, draft label, draft length) of the server at ``url``; a named model must be the served one."""
+    from lattts.serving.connect import connect, served_spec
+
+    backend = connect(url)
+    served_spec(backend, model)  # refuses a --model the server does not serve
+    info = backend.info
+    if draft_len is not None and draft_len != info.draft_len:
+        from lattts.errors import UserError
+
+        raise UserError(f"--draft-len {draft_len}: the server at {url} drafts {info.draft_len} tokens per round "
+                        f"(a launch setting); drop --draft-len or launch a server with it")
+    return model or info.model, (draft or info.draft) if info.draft_len else None, info.draft_len
 
 
 def _run(plan) -> str:
@@ -88,8 +109,8 @@ def _run(plan) -> str:
                                  batches=f"{done[0]}/{plan.total} batches")
 
         def loaded(engine) -> None:
-            if not engine.loaded.real_text:
-                err_console.print(f"[yellow]{engine.loaded.weights}: answers are meaningless; latencies are real[/]")
+            if not engine.real_text:
+                err_console.print(f"[yellow]{engine.weights}: answers are meaningless; latencies are real[/]")
 
         def batch(p, L) -> None:
             done[0] += 1

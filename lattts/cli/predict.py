@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -9,11 +10,10 @@ import typer
 
 from lattts.cli.common import console, handle_errors, print_json
 from lattts.plan import PROMPT_TOKENS_ASSUMED, PlanRequest
+from lattts.report.tables import prediction_tables
 from lattts.units import format_duration, parse_duration_s, parse_int_list
 
 D = PlanRequest()  # the defaults, stated once on the request
-LABELS = {"best": "latency-optimal", "baseline": "baseline (B=1, γ=0)", "branch_wise": "branch-wise (γ=0)",
-          "sequence_wise": "sequence-wise (B=1)"}
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,7 @@ def predict(
     natural_lengths: Optional[Path] = typer.Option(D.natural_lengths, "--natural-lengths",
                                                    help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
     frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table."),
+    emit: Optional[str] = typer.Option(None, "--emit", help="Also print how to launch and call a serving engine for the answer: llama.cpp, vllm or sglang."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive frontier chart to this HTML file."),
 ) -> None:
@@ -55,8 +56,16 @@ def predict(
         max_branches=max_branches, max_draft_len=max_draft_len,
         lengths=tuple(parse_int_list(lengths, "--lengths")) if lengths else (),
         natural_lengths=str(natural_lengths) if natural_lengths else None)
+    if emit is not None:
+        from lattts.serving.emit import EMIT_ENGINES
+
+        if emit not in EMIT_ENGINES:
+            from lattts.errors import UserError
+
+            raise UserError(f"--emit {emit!r}: use one of {', '.join(EMIT_ENGINES)}")
     plan = build_plan(request)
     grid, result = run_prediction(plan.problem, budget_s)
+    emitted = _emit(emit, plan, result.best) if emit else None
     if html:
         from lattts.report.plots import frontier_figure, save_html
 
@@ -67,60 +76,23 @@ def predict(
         out = prediction_json(plan, result)
         if html:
             out["html"] = str(html)
+        if emitted:
+            out["emit"] = emitted.to_json()
         print_json(out)
         return
-    _print_tables(plan, result, budget_s, frontier_rows, html)
-
-
-def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path | None) -> None:
-    from rich.table import Table
-
-    p = plan.problem
-    work, deploy = p.workload, p.deployment
-    console.print(f"[bold]lattts predict[/]: most accurate configuration within [bold]{format_duration(budget_s)}[/]")
-    console.print(f"  model     {work.target.name}" + (f", draft {work.draft.name}" if work.draft else ", no draft")
-                  + f", {deploy.dtype}")
-    console.print(f"  prompt    {work.prompt_tokens} tokens — {plan.prompt_tokens_source}", highlight=False)
-    console.print(f"  device    {deploy.devices}x {deploy.profile.name} — {plan.device_reason}; {plan.devices_reason}",
-                  highlight=False)
-    console.print(f"  latency   roofline on {deploy.profile.source}", highlight=False)
-    if work.acceptance:
-        console.print(f"  accept    alpha {work.acceptance.alpha:.3f} from {work.acceptance.source}", highlight=False)
-        if work.acceptance.extrapolates(max(p.draft_lens)):
-            measured = len(work.acceptance.conditional)
-            console.print(f"            measured up to draft position {measured}; positions beyond reuse its rate "
-                          f"(extrapolated up to γ={max(p.draft_lens)})", highlight=False)
-    console.print(f"  accuracy  {p.curve.name}: {p.curve.source}", highlight=False)
-    if work.natural_lengths:
-        console.print(f"  lengths   natural, {work.natural_lengths.source}", highlight=False)
-    console.print(f"  grid      {result.evaluated} configurations, {result.excluded_memory} excluded (exceed device memory)")
-
-    table = Table(title="answer and the paper's strategies at this budget", title_justify="left")
-    for col in ("strategy", "B", "γ", "L", "latency", "accuracy", "tok/round"):
-        table.add_column(col, justify="right" if col != "strategy" else "left")
-    rows = [("best", result.best)] + list(result.baselines.items())
-    for key, point in rows:
-        if point is None:
-            table.add_row(LABELS[key], "-", "-", "-", "none within budget", "-", "-")
-            continue
-        style = "bold green" if key == "best" else None
-        table.add_row(LABELS[key], str(point.branches), str(point.draft_len), str(point.max_tokens),
-                      format_duration(point.latency_s), f"{point.accuracy:.1%}", f"{point.tokens_per_round:.2f}",
-                      style=style)
-    console.print(table)
-
-    front = list(result.frontier)
-    if front:
-        step = max(1, len(front) // max(frontier_rows, 1))
-        shown = front[::step][:frontier_rows]
-        ftable = Table(title=f"Pareto frontier ({len(front)} points; {len(shown)} shown)", title_justify="left")
-        for col in ("B", "γ", "L", "latency", "accuracy"):
-            ftable.add_column(col, justify="right")
-        for point in shown:
-            mark = " *" if point.latency_s <= budget_s else ""
-            ftable.add_row(str(point.branches), str(point.draft_len), str(point.max_tokens),
-                           format_duration(point.latency_s) + mark, f"{point.accuracy:.1%}")
-        console.print(ftable)
-        console.print("  * within budget")
+    prediction_tables(console, plan, result, budget_s, frontier_rows)
     if html:
         console.print(f"  chart written to {html}")
+    if emitted:
+        console.print(f"[bold]{emitted.engine}[/] for B={result.best.branches} γ={result.best.draft_len} "
+                      f"L={result.best.max_tokens}:\n  launch   {emitted.launch}\n  request  {emitted.endpoint} "
+                      f"{json.dumps(emitted.request)}", highlight=False, markup=True, soft_wrap=True)
+        for note in emitted.notes:
+            console.print(f"  note     {note}", highlight=False)
+
+
+def _emit(engine: str, plan, best):
+    from lattts.serving.emit import emit
+
+    p = plan.problem
+    return emit(engine, p.workload, p.deployment.devices, best.branches, best.draft_len, best.max_tokens)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -21,8 +21,10 @@ def register(app: typer.Typer) -> None:
 def validate(
     gpu: Optional[int] = typer.Option(None, "--gpu", help="Validate on CUDA GPU N."),
     device: Optional[str] = typer.Option(None, "--device", help="'cpu' (the default when no --gpu)."),
-    model: str = typer.Option(D.model, "--model", "-m", help="Model to run: smollm2-135m (real weights) or any model name/config (random weights)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help=f"Model to run: smollm2-135m (real weights) or any model name/config (random weights); default {D.model}, or with --server the model the servers serve."),
     draft: str = typer.Option(D.draft, "--draft", "-d", help="Draft for gamma > 0: self:N (the target's first N layers) or a model."),
+    server: Optional[List[str]] = typer.Option(None, "--server", help="Validate serving engines instead of lattts' engine: one URL per draft length (repeat the flag; e.g. from `lattts serve`)."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="With --server: the engine expected there (llama.cpp, vllm, sglang)."),
     profile: Optional[Path] = typer.Option(D.profile_file, "--profile", help="Profile to predict with; default: this device's saved calibration (made now if missing or stale)."),
     grid: Optional[str] = typer.Option(None, "--grid", help="Configurations: 'quick', 'full', or B=1,2;g=0,2;L=32,128 (a product)."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Also check the decision: run what predict chooses for this budget and its neighbours."),
@@ -45,10 +47,11 @@ def validate(
 
     dev = torch_device(gpu, device)
     check_device(dev)
-    configs = tuple(parse_grid(grid or ("quick" if quick else "full")))
+    configs = tuple(parse_grid(grid or ("quick" if quick else "full"), servers=bool(server)))
     if length_scale <= 0:
         raise UserError(f"--length-scale {length_scale}: must be positive (lengths of the paper's curve are divided by it)")
-    request = ValidateRequest(configs=configs, device=dev, model=model, draft=draft, profile_file=profile,
+    request = ValidateRequest(configs=configs, device=dev, model=model or D.model, model_given=model is not None,
+                              draft=draft, servers=tuple(server or ()), engine=engine, profile_file=profile,
                               acceptance=acceptance, budget_s=parse_duration_s(budget) if budget else None,
                               transformers=transformers_engine if transformers_engine is not None else not quick,
                               prompt=prompt, length_scale=length_scale, seed=seed)

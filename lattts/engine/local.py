@@ -16,7 +16,10 @@ class LocalEngine:
 
     loaded: Loaded
     draft: Draft | None = None
-    name: str = "lattts"
+
+    @property
+    def name(self) -> str:
+        return f"lattts engine ({self.spec.name})"
 
     @property
     def spec(self) -> ModelSpec:
@@ -32,6 +35,23 @@ class LocalEngine:
     @property
     def stop_ids(self) -> tuple[int, ...]:
         return tuple(sorted(set(self.loaded.tokenizer.eos_ids)))
+
+    @property
+    def weights(self) -> str:
+        return self.loaded.weights
+
+    @property
+    def real_text(self) -> bool:
+        return self.loaded.real_text
+
+    @property
+    def context_tokens(self) -> int:
+        return self.spec.max_position
+
+    def encode(self, text: str, chat: bool = False) -> list[int]:
+        """Token ids of ``text``, wrapped in the model's chat template when ``chat``."""
+        tok = self.loaded.tokenizer
+        return tok.encode(tok.chat(text) if chat else text)
 
     def generate(self, request: GenerationRequest, probe: Probe | None = None) -> GenerationResult:
         return generate(self.loaded.model, request, self.draft, self.loaded.tokenizer.decode, probe=probe)

@@ -3,10 +3,11 @@ anywhere a config.json does. Reading needs the ``gguf`` package (numpy only, no 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from lattts.errors import UserError
-from lattts.models.spec import ModelSpec
+from lattts.models.spec import ModelSpec, WeightFormat
 
 
 def gguf_spec(reader, name: str) -> ModelSpec:
@@ -34,7 +35,35 @@ def gguf_spec(reader, name: str) -> ModelSpec:
         "head_dim": int(get(f"{arch}.rope.dimension_count", d // n_heads)),
         "eos_token_id": get("tokenizer.ggml.eos_token_id"), "bos_token_id": get("tokenizer.ggml.bos_token_id"),
     }
-    return ModelSpec.from_hf_config(cfg, name, source="GGUF metadata")
+    spec = ModelSpec.from_hf_config(cfg, name, source="GGUF metadata")
+    return replace(spec, weight_format=weight_format(reader))
+
+
+LINEAR_TENSORS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def weight_format(reader) -> WeightFormat | None:
+    """Bytes per weight of the file's tensors by kind (GGML block sizes: e.g. Q4_1 stores 32 weights in
+    20 bytes), or None when every tensor is F32 or F16 alike (the dtype then says it all)."""
+    groups: dict[str, list[int]] = {"linear": [0, 0], "head": [0, 0], "embedding": [0, 0], "other": [0, 0]}
+    types: dict[str, set[str]] = {k: set() for k in groups}
+    names = {t.name for t in reader.tensors}
+    for t in reader.tensors:
+        kind = t.name.split(".")[-2] if t.name.startswith("blk.") else t.name.split(".")[0]
+        group = ("linear" if kind in LINEAR_TENSORS else "head" if kind == "output" else
+                 "embedding" if kind == "token_embd" else "other")
+        groups[group][0] += int(t.n_bytes)
+        groups[group][1] += int(t.n_elements)
+        types[group].add(t.tensor_type.name)
+    if "output.weight" not in names:  # tied: the head multiplies by the embedding table
+        groups["head"], types["head"] = groups["embedding"], types["embedding"]
+    if all(types[k] <= {"F32"} for k in types) or all(types[k] <= {"F16"} for k in types):
+        return None
+    per = {k: (b / n if n else 0.0) for k, (b, n) in groups.items()}
+    described = ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in types.items() if v)
+    return WeightFormat(linear_bytes_per_weight=per["linear"], head_bytes_per_weight=per["head"],
+                        embedding_bytes_per_weight=per["embedding"], other_bytes_per_param=per["other"] or 4.0,
+                        source=f"GGUF tensor types: {described}")
 
 
 def read_gguf_spec(path: str | Path, name: str | None = None) -> ModelSpec:
@@ -48,4 +77,4 @@ def read_gguf_spec(path: str | Path, name: str | None = None) -> ModelSpec:
         reader = GGUFReader(str(path))
     except (ValueError, OSError) as exc:
         raise UserError(f"{path}: not a readable GGUF file ({exc})") from None
-    return gguf_spec(reader, name or path.stem)
+    return replace(gguf_spec(reader, name or path.stem), config_path=str(path))

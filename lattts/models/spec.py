@@ -27,6 +27,18 @@ _FAMILIES = ("llama", "qwen2", "mistral")
 
 
 @dataclass(frozen=True)
+class WeightFormat:
+    """Bytes per weight of a quantized model file (GGUF), by kind of tensor; the KV cache keeps the
+    deployment's dtype. ``source`` names the file's tensor types (e.g. 'GGUF: linear Q4_1, embedding Q8_0')."""
+
+    linear_bytes_per_weight: float
+    head_bytes_per_weight: float
+    embedding_bytes_per_weight: float
+    other_bytes_per_param: float  # norms and biases
+    source: str
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Shape of a Llama/Qwen2-family decoder (or an EAGLE-3 head); counts are exact.
 
@@ -56,6 +68,7 @@ class ModelSpec:
     bos_token_id: int | None = None
     eos_token_ids: tuple[int, ...] = ()
     published_dtype: str = "bf16"
+    weight_format: WeightFormat | None = None  # quantized weights (GGUF); None: every parameter in the dtype
     config_path: str | None = field(default=None, compare=False)
 
     # ---- derived shape -------------------------------------------------------------------
@@ -133,9 +146,24 @@ class ModelSpec:
         return (self.n_layers * per_layer + self.fusion_params + self.embedding_params
                 + self.lm_head_params + self.d_model)  # + final norm
 
-    def weight_bytes(self, dtype: str = "bf16") -> int:
-        """Bytes to hold all parameters in ``dtype``."""
-        return self.n_params * bytes_per_value(dtype)
+    def weight_bytes(self, dtype: str = "bf16") -> float:
+        """Bytes to hold all parameters: in ``dtype``, or as the model file's quantized types say."""
+        fmt = self.weight_format
+        if fmt is None:
+            return self.n_params * bytes_per_value(dtype)
+        other = self.n_params - self.linear_weights - self.lm_head_params - self.embedding_params
+        return (self.linear_weights * fmt.linear_bytes_per_weight + self.lm_head_params * fmt.head_bytes_per_weight
+                + self.embedding_params * fmt.embedding_bytes_per_weight + other * fmt.other_bytes_per_param)
+
+    def linear_weight_bytes(self, dtype: str = "bf16") -> float:
+        """Bytes of the layers' matmul weights a forward pass streams."""
+        per = self.weight_format.linear_bytes_per_weight if self.weight_format else bytes_per_value(dtype)
+        return self.linear_weights * per
+
+    def lm_head_weight_bytes(self, dtype: str = "bf16") -> float:
+        """Bytes of the LM head's weights (the embedding table when tied)."""
+        per = self.weight_format.head_bytes_per_weight if self.weight_format else bytes_per_value(dtype)
+        return self.lm_head_weights * per
 
     def kv_bytes_per_token(self, dtype: str = "bf16") -> int:
         """KV-cache bytes one token adds: K and V for every layer."""

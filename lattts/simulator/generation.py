@@ -94,14 +94,27 @@ def sum_passes(spec: ModelSpec, deploy: Deployment, series: PassSeries):
 
 
 @dataclass(frozen=True)
+class EngineSchedule:
+    """How an engine lays out the passes of B branches (facts about the engine, not the device).
+
+    ``shared_prefill`` False prefills the prompt once per branch (B x P tokens in one pass), as
+    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``, llama.cpp's
+    child slots). ``batched_draft`` False runs the draft for one sequence at a time (llama.cpp's
+    server gives every slot its own draft context), so a round costs B x gamma draft passes of one row;
+    the verify pass of all branches is one batch either way.
+    """
+
+    shared_prefill: bool = True
+    batched_draft: bool = True
+
+
+@dataclass(frozen=True)
 class Workload:
-    """What is generated, whatever the device: the models, the prompt, how drafts are accepted and
-    how long branches run.
+    """What is generated, whatever the device: the models, the prompt, how drafts are accepted, how
+    long branches run, and how the engine schedules their passes.
 
     ``natural_lengths`` None means budget forcing (every branch runs to L); otherwise each branch
     stops at its own length and the batch runs to the expected longest (``lengths.py``).
-    ``shared_prefill`` False prefills the prompt once per branch (B x P tokens in one pass), as
-    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``).
     """
 
     target: ModelSpec
@@ -110,7 +123,7 @@ class Workload:
     acceptance: AcceptanceModel | None = None
     draft_shares_weights: bool = False  # a self:N draft: the target's own first layers
     natural_lengths: LengthDistribution | None = None
-    shared_prefill: bool = True
+    schedule: EngineSchedule = EngineSchedule()
 
     def tokens_needed(self, branches, max_tokens) -> np.ndarray:
         """Tokens the slowest branch of the batch must reach: L under forcing, else E[longest of B]."""
@@ -143,11 +156,13 @@ def prefill_time(spec: ModelSpec, deploy: Deployment, branches, prompt_tokens: i
 
 def _prefill(work: Workload, deploy: Deployment, branches, speculative: bool):
     P = work.prompt_tokens
-    pre = (prefill_time(work.target, deploy, branches, P) if work.shared_prefill
-           else pass_time(work.target, deploy, branches, P, 0, 1))
-    if speculative:
-        pre = pre + prefill_time(work.draft, deploy, branches, P)
-    return pre
+
+    def one(spec: ModelSpec):
+        if work.schedule.shared_prefill:
+            return prefill_time(spec, deploy, branches, P)
+        return pass_time(spec, deploy, branches, P, 0, 1)  # (B, P) in one pass
+
+    return one(work.target) + (one(work.draft) if speculative else 0.0)
 
 
 def _plain(work: Workload, deploy: Deployment, b, n):
@@ -165,11 +180,13 @@ def _speculative(work: Workload, deploy: Deployment, b, n, gamma: int):
     c0 = work.prompt_tokens + 1.0  # committed tokens at the first round (prompt + the prefill's token)
     # the target verifies [last committed, d_1..d_gamma] on top of c0 - 1 cached tokens
     tgt = sum_passes(work.target, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
-    # the draft's first pass reads the last two committed tokens, then one token per pass
-    drf = sum_passes(work.draft, deploy, PassSeries(b, 2, c0 - 2.0, mu, rounds, 1))
+    # the draft's first pass reads the last two committed tokens, then one token per pass; an engine
+    # that drafts one sequence at a time runs B of them of one row each
+    rows, copies = (b, 1.0) if work.schedule.batched_draft else (np.ones_like(b), b)
+    drf = sum_passes(work.draft, deploy, PassSeries(rows, 2, c0 - 2.0, mu, rounds, 1))
     for j in range(2, gamma + 1):
-        drf = drf + sum_passes(work.draft, deploy, PassSeries(b, 1, c0 + j - 2.0, mu, rounds, 1))
-    return tgt, drf, rounds, np.full_like(b, mu)
+        drf = drf + sum_passes(work.draft, deploy, PassSeries(rows, 1, c0 + j - 2.0, mu, rounds, 1))
+    return tgt, drf * copies, rounds, np.full_like(b, mu)
 
 
 def generation_latency(work: Workload, deploy: Deployment, branches, draft_len, max_tokens) -> LatencyBreakdown:

@@ -69,6 +69,11 @@ class DeviceProfile:
     # One token row per thread block: until the GPU fills, an element-wise kernel takes a row's bytes over
     # this rate, whatever the number of rows. None: no such floor.
     row_bw_bytes_per_s: float | None = None
+    # Measured over modelled matmul time by token rows per pass, ((rows, factor), ...): the kernel a
+    # library picks changes with the rows (llama.cpp's CPU matmuls: one kernel per row up to a few rows,
+    # a tiled GEMM above), which no smooth rate follows. Fitted from a calibration's own points,
+    # interpolated in log2(rows), held constant past the measured rows; empty: no correction.
+    matmul_rows_factor: tuple[tuple[float, float], ...] = ()
     provenance: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -128,6 +133,12 @@ class DeviceProfile:
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{source}: allreduce_by_devices must list devices, latency_s and bus_bytes_per_s; "
                             f"the file is corrupted") from None
+        try:
+            kwargs["matmul_rows_factor"] = tuple((float(r), float(f)) for r, f in kwargs.get("matmul_rows_factor") or ())
+        except (TypeError, ValueError):
+            raise UserError(f"{source}: matmul_rows_factor must list (rows, factor) pairs; the file is corrupted") from None
+        if any(r < 1 or not f > 0 for r, f in kwargs["matmul_rows_factor"]):
+            raise UserError(f"{source}: matmul_rows_factor needs rows >= 1 and positive factors; the file is corrupted")
         return cls(**kwargs)
 
 

@@ -125,9 +125,9 @@ def pass_work(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_
         attn_kv, linear_act = attn_kv / devices, linear_act / devices
         comm = 2.0 * L * N * d * nb  # two all-reduces of (N, d) per layer
     return PassWork(
-        linear_flops=linear_flops, linear_weight_bytes=spec.linear_weights * nb / devices, linear_act_bytes=linear_act,
-        rows=N, attn_flops=attn_flops, attn_kv_bytes=attn_kv, attn_act_bytes=attn_act,
-        head_flops=head_flops, head_weight_bytes=spec.lm_head_weights * nb / devices, head_act_bytes=head_act,
+        linear_flops=linear_flops, linear_weight_bytes=spec.linear_weight_bytes(deploy.dtype) / devices,
+        linear_act_bytes=linear_act, rows=N, attn_flops=attn_flops, attn_kv_bytes=attn_kv, attn_act_bytes=attn_act,
+        head_flops=head_flops, head_weight_bytes=spec.lm_head_weight_bytes(deploy.dtype) / devices, head_act_bytes=head_act,
         head_rows=head_rows, elementwise_bytes=elementwise, comm_bytes=comm,
     )
 
@@ -146,7 +146,17 @@ def linear_time(profile: DeviceProfile, kernels, weight_bytes, act_bytes, flops,
     """
     memory = weight_bytes / _weight_bw(profile, rows) + act_bytes / profile.act_bw_bytes_per_s
     compute = flops / profile.matmul_flops_per_s
-    return kernels * profile.matmul_kernel_s + combine(memory, compute, profile.knee_sharpness), memory, compute
+    stream = combine(memory, compute, profile.knee_sharpness) * rows_factor(profile, rows)
+    return kernels * profile.matmul_kernel_s + stream, memory, compute
+
+
+def rows_factor(profile: DeviceProfile, rows):
+    """The profile's measured matmul correction at ``rows`` token rows (1 without a table)."""
+    table = profile.matmul_rows_factor
+    if not table:
+        return 1.0
+    x = np.log2(np.maximum(np.asarray(rows, dtype=float), 1.0))
+    return np.interp(x, np.log2([r for r, _ in table]), [f for _, f in table])
 
 
 def elementwise_time(profile: DeviceProfile, kernels, nbytes, rows):

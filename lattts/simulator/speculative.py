@@ -62,6 +62,21 @@ class AcceptanceModel:
         pooled = float(tail[1:].sum() / tail[:-1].sum())
         return cls(conditional=cond, source=source, pooled_alpha=pooled)
 
+    @classmethod
+    def from_mean_accepted(cls, mean_accepted: float, gamma: int, source: str) -> "AcceptanceModel":
+        """The i.i.d. alpha whose expected accepted draft tokens per round, sum_{k=1..gamma} alpha^k,
+        equal ``mean_accepted`` (what a server's totals allow: accepted tokens over rounds)."""
+        if gamma < 1 or not 0.0 <= mean_accepted <= gamma:
+            raise ValueError(f"mean accepted {mean_accepted} is not within 0..{gamma}")
+        lo, hi = 0.0, 1.0
+        for _ in range(60):  # the sum rises with alpha: bisect
+            mid = 0.5 * (lo + hi)
+            if sum(mid ** k for k in range(1, gamma + 1)) < mean_accepted:
+                lo = mid
+            else:
+                hi = mid
+        return cls(conditional=(0.5 * (lo + hi),), source=source)
+
     @property
     def alpha(self) -> float:
         """One per-token acceptance rate: for a histogram, the pooled estimate accepted / (accepted +

@@ -46,8 +46,9 @@ ANSWER_TOKENS = 20  # enough for a number, a fraction or a short tuple; a box st
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    """Everything that shapes the samples; its hash is the run id every row carries. Budgets and
-    the number of problems are not part of it: a rerun may add either."""
+    """Everything that shapes the samples; its hash is the run id every row carries. Lengths and
+    the number of problems are not part of it: a rerun may add either. ``server`` (a URL) samples
+    through a serving engine instead of lattts' engine; ``model`` then names the served model."""
 
     model: str
     benchmark_sha256: str
@@ -61,6 +62,7 @@ class MeasureConfig:
     instruction: str = INSTRUCTION
     answer_suffix: str = ANSWER_SUFFIX
     answer_tokens: int = ANSWER_TOKENS
+    server: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -68,11 +70,19 @@ class MeasureConfig:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["server"] is None:  # absent, so the run ids of engine runs stay what they were
+            del out["server"]
+        return out
 
 
 def load_engine(config: MeasureConfig):
-    """The engine (``lattts.engine.local.LocalEngine``) with the model and draft a configuration names."""
+    """What samples: lattts' engine with the model and draft a configuration names
+    (``lattts.engine.local.LocalEngine``), or the server at ``config.server`` (``lattts.serving.served``)."""
+    if config.server:
+        from lattts.serving.served import ServedEngine
+
+        return ServedEngine.at(config.server, config.draft_len)
     from lattts.engine.local import load_engine as load
 
     return load(config.model, config.device, config.dtype, config.draft, config.seed)
@@ -86,20 +96,18 @@ def call_seed(seed: int, problem_id: str, max_tokens: int) -> int:
 
 def prompt_ids(engine, problem: BenchmarkProblem) -> list[int]:
     """The problem and the instruction, in the model's chat template, as token ids."""
-    tok = engine.loaded.tokenizer
-    return tok.encode(tok.chat(f"{problem.problem}\n\n{INSTRUCTION}"))
+    return engine.encode(f"{problem.problem}\n\n{INSTRUCTION}", chat=True)
 
 
 def check_fits(engine, config: MeasureConfig, problem: BenchmarkProblem, ids: list[int], max_tokens: int) -> None:
     """UserError unless the prompt, L tokens and what follows them fit the model's context: the
     draft's lookahead (gamma) in the reasoning call, the suffix and answer tokens in the forcing call."""
-    spec = engine.loaded.model.spec
-    after = max(config.draft_len, len(engine.loaded.tokenizer.encode(ANSWER_SUFFIX)) + ANSWER_TOKENS)
+    after = max(config.draft_len, len(engine.encode(ANSWER_SUFFIX)) + ANSWER_TOKENS)
     need = len(ids) + max_tokens + after + 1
-    if need > spec.max_position:
-        raise UserError(f"problem {problem.id} ({problem.where}): its prompt ({len(ids)} tokens), budget L={max_tokens} "
-                        f"and the answer forcing need {need} positions, more than {spec.name}'s {spec.max_position}; "
-                        f"lower --lengths")
+    if need > engine.context_tokens:
+        raise UserError(f"problem {problem.id} ({problem.where}): its prompt ({len(ids)} tokens), length L={max_tokens} "
+                        f"and the answer forcing need {need} positions, more than the {engine.context_tokens} of "
+                        f"{engine.name}; lower --lengths")
 
 
 def measure_batch(engine, config: MeasureConfig, problem: BenchmarkProblem, ids: list[int], max_tokens: int) -> list[dict]:
@@ -134,7 +142,7 @@ def measure_batch(engine, config: MeasureConfig, problem: BenchmarkProblem, ids:
 def force_answers(engine, ids: list[int], reasoning: list[tuple[int, ...]]) -> tuple[list[str], float]:
     """For each branch's reasoning tokens, the text the model writes after ``ANSWER_SUFFIX`` (greedy, at
     most ``ANSWER_TOKENS`` tokens), from one batched call; and that call's latency in seconds."""
-    suffix = engine.loaded.tokenizer.encode(ANSWER_SUFFIX)
+    suffix = engine.encode(ANSWER_SUFFIX)
     prompts = [ids + list(tokens) + suffix for tokens in reasoning]
     # greedy, without the draft: the answer the reasoning so far implies, not a fresh sample
     request = GenerationRequest.of(prompts, branches=len(prompts), max_tokens=ANSWER_TOKENS, temperature=0.0,

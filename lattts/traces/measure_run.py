@@ -52,14 +52,14 @@ def run_batches(plan: MeasurePlan, on_batch: Callable[[BenchmarkProblem, int], N
         ids.setdefault(p.id, prompt_ids(engine, p))
         check_fits(engine, plan.config, p, ids[p.id], L)
     journal.start(plan.out, {"run_id": plan.config.run_id, "config": plan.config.to_json(),
-                             "benchmark": plan.benchmark.path, "weights": engine.loaded.weights, "lattts": __version__})
+                             "benchmark": plan.benchmark.path, "weights": engine.weights, "lattts": __version__})
     if on_loaded:
         on_loaded(engine)
     for p, L in plan.todo:
         journal.append_batch(plan.out, measure_batch(engine, plan.config, p, ids[p.id], L))
         if on_batch:
             on_batch(p, L)
-    return engine.loaded.weights
+    return engine.weights
 
 
 def measure_report(plan: MeasurePlan, weights: str | None, wall_s: float) -> dict:

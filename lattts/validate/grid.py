@@ -9,12 +9,18 @@ from lattts.simulator.search import Config
 QUICK_GRID = [Config(b, 0, 64) for b in (1, 4, 16)] + [Config(b, g, 48) for b in (1, 4) for g in (2, 4)] + [
     Config(1, 0, 128), Config(8, 0, 128), Config(8, 3, 48), Config(1, 3, 64), Config(2, 2, 64)]
 FULL_GRID = [Config(b, g, L) for b in (1, 2, 4, 8, 16) for g in (0, 2, 4) for L in (32, 128, 512)]
+# servers: B up to 8 slots, draft lengths 0, 2 and 4 (one server each: a launch setting), L 32-256
+SERVER_QUICK_GRID = ([Config(b, 0, L) for b, L in ((1, 32), (2, 64), (4, 128), (8, 256), (1, 256), (8, 32))]
+                     + [Config(b, g, L) for b, g, L in ((1, 2, 64), (4, 2, 32), (2, 4, 128), (8, 4, 64), (1, 4, 256),
+                                                        (4, 2, 256))])
+SERVER_FULL_GRID = [Config(b, g, L) for b in (1, 2, 4, 8) for g in (0, 2, 4) for L in (32, 128, 256)]
 
 
-def parse_grid(text: str) -> list[Config]:
-    """'quick', 'full', or 'B=1,2;g=0,2;L=32,128' (every combination)."""
+def parse_grid(text: str, servers: bool = False) -> list[Config]:
+    """'quick', 'full' (the server grids with ``servers``), or 'B=1,2;g=0,2;L=32,128' (every combination)."""
     if text in ("quick", "full"):
-        return list(QUICK_GRID if text == "quick" else FULL_GRID)
+        grids = {"quick": (QUICK_GRID, SERVER_QUICK_GRID), "full": (FULL_GRID, SERVER_FULL_GRID)}
+        return list(grids[text][servers])
     usage = f"--grid {text!r}: write quick, full, or B=1,2;g=0,2;L=32,128 (every combination is run)"
     parts = {}
     for chunk in text.split(";"):

@@ -14,7 +14,7 @@ from dataclasses import replace
 import torch
 
 from lattts.simulator.deployment import Deployment
-from lattts.simulator.generation import Workload, generation_latency
+from lattts.simulator.generation import EngineSchedule, Workload, generation_latency
 from lattts.simulator.search import Config
 from lattts.validate.session import Anchor, drift_corrected_runs, error_stats
 
@@ -37,8 +37,8 @@ def time_generate(model, prompt: list[int], config: Config, pad_id: int, seed: i
 
 def predict_generate(work: Workload, deploy: Deployment, config: Config) -> float:
     """Predicted seconds of transformers' generate: plain decoding, the prompt prefilled per sequence."""
-    lat = generation_latency(replace(work, shared_prefill=False, natural_lengths=None), deploy, config.branches, 0,
-                             config.max_tokens)
+    work = replace(work, schedule=EngineSchedule(shared_prefill=False), natural_lengths=None)
+    lat = generation_latency(work, deploy, config.branches, 0, config.max_tokens)
     return float(lat.total_s[()])
 
 

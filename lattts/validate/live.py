@@ -19,7 +19,6 @@ from lattts.simulator.deployment import Deployment
 from lattts.simulator.generation import Workload, generation_latency, prefill_time, sampling_time
 from lattts.simulator.roofline import pass_time
 from lattts.simulator.search import Config
-from lattts.simulator.speculative import AcceptanceModel
 
 
 @dataclass
@@ -68,6 +67,17 @@ def _pass_prediction(result: GenerationResult, work: Workload, deploy: Deploymen
     return sums
 
 
+def _server_terms(result: GenerationResult, predicted) -> dict:
+    """A server reports no passes: its time to the first token (prefill) and its decode span (the
+    decode steps, or the speculative rounds) against the same parts predicted."""
+    timings = result.server.get("timings") or []
+    span = max((float(t.get("predicted_ms", 0.0)) for t in timings), default=0.0) / 1e3
+    steps = "rounds (draft and verify)" if result.draft_len else "decode"
+    return {"prefill": {"measured_s": result.latency_s - span, "predicted_s": float(predicted.prefill_s[()])},
+            steps: {"measured_s": span, "predicted_s": float(predicted.target_s[()] + predicted.draft_s[()]
+                                                              + predicted.sampling_s[()])}}
+
+
 def _measured_terms(result: GenerationResult) -> dict[str, float]:
     sums: dict[str, float] = {}
     for p in result.passes:
@@ -103,15 +113,22 @@ def compare(config: Config, result: GenerationResult, work: Workload, deploy: De
     most of the gap."""
     B, G, L = config.branches, config.draft_len, config.max_tokens
     work = replace(work, prompt_tokens=result.prompt_tokens, natural_lengths=None)  # runs are budget-forced
-    hist = result.accepted_histogram
-    measured_acc = AcceptanceModel.from_histogram(hist, "this run") if G and hist and sum(hist) else None
+    measured_acc = result.acceptance_model() if G else None
 
     def total(acceptance):
-        lat = generation_latency(replace(work, acceptance=acceptance), deploy, B, G, L)
-        return float(lat.total_s[()]), float(lat.rounds[()])
+        return generation_latency(replace(work, acceptance=acceptance), deploy, B, G, L)
 
-    raw, predicted_rounds = total(work.acceptance)
-    with_measured = total(measured_acc)[0] if G else raw
+    prior_lat = total(work.acceptance)
+    raw, predicted_rounds = float(prior_lat.total_s[()]), float(prior_lat.rounds[()])
+    with_measured = float(total(measured_acc).total_s[()]) if G and measured_acc else raw
+    if result.server:  # a server reports no passes: its own two parts, scaled like the total
+        terms = {k: {"measured_s": v["measured_s"], "predicted_s": v["predicted_s"] * drift_factor}
+                 for k, v in _server_terms(result, prior_lat).items()}
+        terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
+        return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor,
+                          predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
+                          drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
+                          predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s))
 
     # term by term: measured time of each phase against the same phase predicted on the run's own passes
     measured = _measured_terms(result)

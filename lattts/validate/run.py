@@ -1,5 +1,5 @@
-"""A whole ``lattts validate``: load the model on the engine, choose the profile, settle the
-a-priori acceptance, run the grid live against its predictions, optionally time transformers'
+"""A whole ``lattts validate``: on lattts' engine or on the servers a user runs (``subject``), settle
+the a-priori acceptance, run the grid live against its predictions, optionally time transformers'
 generate and check predict's decision, and return one JSON-ready report.
 
 Every prediction goes through ``plan.build_plan`` (the path ``lattts predict`` takes), so the
@@ -18,22 +18,26 @@ from lattts.simulator.accuracy import PAPER_CURVE_NAME
 from lattts.simulator.generation import memory_required_bytes
 from lattts.simulator.search import Config
 from lattts.units import format_bytes
+from lattts.validate.subject import Subject
 
 DEFAULT_PROMPT = ("Solve the problem and put the final answer in \\boxed{}. What is the sum of the first "
                   "20 positive integers?")
-PILOT_PROMPT = "Write a short story about a lighthouse."
 DECISION_BRANCHES, DECISION_DRAFT_LEN = 16, 4  # the decision check's grid: B up to 16, gamma up to 4
 
 
 @dataclass(frozen=True)
 class ValidateRequest:
-    """What to validate: where, which model and draft, which configurations, and the checks to add."""
+    """What to validate: where (the engine on a device, or servers), which model and draft, which
+    configurations, and the checks to add."""
 
     configs: tuple[Config, ...]
-    device: str = "cpu"  # 'cpu' or 'cuda:N'
+    device: str = "cpu"  # 'cpu' or 'cuda:N' (lattts' engine)
     model: str = "smollm2-135m"
+    model_given: bool = True  # False: the servers say which model they serve
     draft: str = "self:24"
-    profile_file: Path | None = None  # default: this device's saved calibration, made now if missing or stale
+    servers: tuple[str, ...] = ()  # serving engines, one per draft length; empty: lattts' engine
+    engine: str | None = None  # the serving engine expected at ``servers``
+    profile_file: Path | None = None  # default: the saved calibration, made now if missing or stale
     acceptance: str | None = None  # alpha or a measured file; default: the paper's rate, else a pilot run
     budget_s: float | None = None  # also check predict's decision at this budget
     transformers: bool = False  # also time transformers' generate (gamma = 0 runs)
@@ -49,21 +53,24 @@ class ValidateRequest:
         return CPU_DTYPE if self.device == "cpu" else DEFAULT_GPU_DTYPE
 
 
-def _plan_request(request: ValidateRequest, engine, prompt_tokens: int, profile_file: Path, acceptance) -> PlanRequest:
-    """What predict would be asked for this model on this profile (plain decoding without a draft)."""
+def _plan_request(subject: Subject, acceptance) -> PlanRequest:
+    """What predict would be asked for this model on this profile."""
     return PlanRequest(
-        model=request.model, draft=request.draft if engine.draft else "none", acceptance=acceptance,
-        curve=PAPER_CURVE_NAME, profile_file=str(profile_file), devices="1", prompt_tokens=prompt_tokens,
-        dtype=request.dtype, max_branches=DECISION_BRANCHES, max_draft_len=DECISION_DRAFT_LEN if engine.draft else 0)
+        model=subject.model_ref, draft=subject.draft_ref, acceptance=acceptance, curve=PAPER_CURVE_NAME,
+        profile_file=str(subject.profile_file), devices="1", prompt_tokens=len(subject.prompt), dtype=subject.dtype,
+        max_branches=DECISION_BRANCHES, max_draft_len=DECISION_DRAFT_LEN if subject.draft else 0)
 
 
-def _checked_plan(plan_request: PlanRequest, engine) -> Plan:
-    """The plan, after checking that the engine runs the shapes it predicts."""
+def _checked_plan(plan_request: PlanRequest, subject: Subject) -> Plan:
+    """The plan, after checking that the subject runs the shapes it predicts (and only its draft lengths)."""
     plan = build_plan(plan_request)
     work = plan.problem.workload
-    if work.target.shape != engine.spec.shape or (work.draft and work.draft.shape != engine.draft_spec.shape):
+    if work.target.shape != subject.target.shape or (work.draft and work.draft.shape != subject.draft.shape):
         raise UserError(f"{plan_request.model}: the engine loaded a shape other than the one lattts predicts for "
                         f"that name; pass the model's config.json or GGUF file instead")
+    if subject.gammas is not None:
+        lens = tuple(g for g in plan.problem.draft_lens if g in subject.gammas)
+        plan = replace(plan, problem=replace(plan.problem, draft_lens=lens))
     return plan
 
 
@@ -76,54 +83,64 @@ def _check_memory(plan: Plan, configs) -> None:
                         f"(e.g. {too_big[-1].label()}); drop them from --grid")
 
 
-def _prior(request: ValidateRequest, engine):
-    """The a-priori acceptance: the user's alpha or file, else the paper's rate for the pair, else a pilot run."""
+def _prior(request: ValidateRequest, subject: Subject):
+    """The a-priori acceptance: the user's alpha or file, else the paper's rate for the pair (lattts' engine
+    samples as the paper did), else a pilot run on the subject."""
     from lattts.models.registry import published_acceptance
     from lattts.validate.session import pilot_acceptance
 
-    if engine.draft is None:
+    if subject.draft is None:
         return None
     if request.acceptance is not None:
         return request.acceptance
-    if engine.draft.layers is None and published_acceptance(engine.spec, engine.draft_spec):
+    if subject.published_pairs and published_acceptance(subject.target, subject.draft):
         return None  # the plan takes the paper's rate
-    tok = engine.loaded.tokenizer
-    return pilot_acceptance(engine, tok.encode(tok.chat(PILOT_PROMPT)))
+    gamma = min((g for g in subject.gammas or (4,) if g), default=4)
+    return pilot_acceptance(subject.engine, subject.pilot_prompt, gamma)
+
+
+def _runnable(request: ValidateRequest, subject: Subject, on_note) -> list[Config]:
+    if subject.gammas is None:
+        return list(request.configs)
+    runnable = [c for c in request.configs if c.draft_len in subject.gammas]
+    skipped = sorted({c.draft_len for c in request.configs} - set(subject.gammas))
+    if skipped and on_note:
+        on_note(f"draft lengths {skipped} are launch settings no given server has: those runs are skipped")
+    if not runnable:
+        raise UserError(f"no configuration of the grid runs on these servers (they run draft lengths "
+                        f"{list(subject.gammas)}); start one per draft length (lattts serve --draft-len G)")
+    return runnable
 
 
 def validate(request: ValidateRequest, on_run: Callable | None = None,
              on_note: Callable[[str], None] | None = None) -> dict:
     """Run the request; ``on_run(comparison)`` after each live run, ``on_note(text)`` for what the user
-    should know while it runs (a calibration made first)."""
-    from lattts.calibrate.run import runner_factory
-    from lattts.engine.local import load_engine
-    from lattts.validate.profile import profile_for
-    from lattts.validate.session import Anchor, run_grid
+    should know while it runs (a calibration made first, runs skipped)."""
+    from lattts.validate.session import run_grid
+    from lattts.validate.subject import local_subject, server_subject
 
-    needs_draft = any(c.draft_len for c in request.configs)
-    engine = load_engine(request.model, request.device, request.dtype, request.draft if needs_draft else None)
-    tok = engine.loaded.tokenizer
-    ids = tok.encode(tok.chat(request.prompt))
-    prof, why, prof_file = profile_for(request.profile_file, request.device, request.dtype, "lattts", on_note)
-    plan_request = _plan_request(request, engine, len(ids), prof_file, _prior(request, engine))
-    plan = _checked_plan(plan_request, engine)
-    _check_memory(plan, request.configs)
+    subject = server_subject(request, on_note) if request.servers else local_subject(request, on_note)
+    configs = _runnable(request, subject, on_note)
+    plan_request = _plan_request(subject, _prior(request, subject))
+    plan = _checked_plan(plan_request, subject)
+    _check_memory(plan, configs)
     work = plan.problem.workload
-    anchor = Anchor.start(prof, runner_factory(prof.provenance.get("engine", "lattts"), request.device, prof.dtype))
-    session = run_grid(list(request.configs), engine, ids, work, plan.problem.deployment, anchor, request.seed, on_run)
-    out = {"model": engine.spec.name, "weights": engine.loaded.weights, "draft": request.draft if engine.draft else None,
-           "profile": {"name": prof.name, "source": prof.source, "reason": why},
-           "acceptance_prior": work.acceptance.source if work.acceptance else None, "prompt_tokens": len(ids),
+    session = run_grid(configs, subject.engine, subject.prompt, work, plan.problem.deployment, subject.anchor,
+                       request.seed, on_run)
+    out = {**subject.describe,
+           "profile": {"name": subject.profile.name, "source": subject.profile.source, "reason": subject.profile_reason},
+           "acceptance_prior": work.acceptance.source if work.acceptance else None, "prompt_tokens": len(subject.prompt),
+           "skipped": [c.label() for c in request.configs if c not in configs],
            "runs": [c.to_json() for c in session.comparisons], "summary": session.summary()}
-    if request.transformers and any(c.draft_len == 0 for c in request.configs):
-        out["transformers"] = _transformers(request, engine, ids, on_note)
+    if request.transformers and not request.servers and any(c.draft_len == 0 for c in configs):
+        out["transformers"] = _transformers(request, subject, on_note)
     if request.budget_s:
-        out["decision"] = _decision(request, engine, ids, replace(plan_request, acceptance=work.acceptance,
-                                                                  length_scale=request.length_scale))
+        out["decision"] = _decision(request, subject, replace(plan_request, acceptance=work.acceptance,
+                                                              length_scale=request.length_scale))
     return out
 
 
-def _transformers(request: ValidateRequest, engine, ids: list[int], on_note) -> dict:
+def _transformers(request: ValidateRequest, subject: Subject, on_note) -> dict:
     """transformers' generate on the same model, predicted with a profile calibrated on transformers."""
     from lattts.calibrate.run import runner_factory
     from lattts.calibrate.transformers_runner import hf_model
@@ -132,29 +149,29 @@ def _transformers(request: ValidateRequest, engine, ids: list[int], on_note) -> 
     from lattts.validate.session import Anchor
 
     prof, why, prof_file = profile_for(None, request.device, request.dtype, "transformers", on_note)
-    loaded = engine.loaded
+    loaded = subject.engine.loaded
     weights = str(loaded.hf_folder) if loaded.hf_folder else None  # random weights stay random (seeded)
-    hf = hf_model(engine.spec, request.device, request.dtype, weights=weights, seed=request.seed)
-    plan = build_plan(replace(_plan_request(request, engine, len(ids), prof_file, None), draft="none",
-                              max_draft_len=0))
+    hf = hf_model(subject.target, request.device, request.dtype, weights=weights, seed=request.seed)
+    plan = build_plan(replace(_plan_request(subject, None), draft="none", max_draft_len=0,
+                              profile_file=str(prof_file)))
     anchor = Anchor.start(prof, runner_factory("transformers", request.device, request.dtype))
     pad = loaded.tokenizer.eos_ids[0] if loaded.tokenizer.eos_ids else 0
-    out = run_transformers(list(request.configs), hf, ids, pad, plan.problem.workload, plan.problem.deployment,
-                           anchor, request.seed)
+    out = run_transformers(list(request.configs), hf, subject.prompt, pad, plan.problem.workload,
+                           plan.problem.deployment, anchor, request.seed)
     return {"profile": {"name": prof.name, "source": prof.source, "reason": why}, **out}
 
 
-def _decision(request: ValidateRequest, engine, ids: list[int], plan_request: PlanRequest) -> dict:
+def _decision(request: ValidateRequest, subject: Subject, plan_request: PlanRequest) -> dict:
     """Run what predict chooses at the budget (on the length-scaled paper curve) and its neighbours."""
     from lattts.backend import GenerationRequest
     from lattts.validate.decision import check
 
-    plan = _checked_plan(plan_request, engine)
+    plan = _checked_plan(plan_request, subject)
 
     def measure(config: Config) -> float:
-        run = GenerationRequest.forced(ids, config.branches, config.max_tokens, seed=request.seed,
-                                       draft_len=config.draft_len, stop_ids=engine.stop_ids)
-        return engine.generate(run).latency_s
+        run = GenerationRequest.forced(subject.prompt, config.branches, config.max_tokens, seed=request.seed,
+                                       draft_len=config.draft_len, stop_ids=subject.engine.stop_ids)
+        return subject.engine.generate(run).latency_s
 
     out = check(plan.problem, request.budget_s, measure).to_json()
     out["curve"] = {"name": plan.problem.curve.name, "source": plan.problem.curve.source}

@@ -120,8 +120,12 @@ def pilot_acceptance(engine: Generator, prompt: list[int], gamma: int = 4, seed:
     before (and apart from) the runs it will predict."""
     request = GenerationRequest.forced(prompt, 4, 48, seed=seed, draft_len=gamma, stop_ids=engine.stop_ids)
     res = engine.generate(request)
-    return AcceptanceModel.from_histogram(res.accepted_histogram, f"pilot run (4 branches x 48 tokens, gamma {gamma}, "
-                                                                  f"seed {seed}): alpha {res.acceptance_rate:.3f}")
+    model = res.acceptance_model(f"pilot run (4 branches x 48 tokens, gamma {gamma}, seed {seed}): "
+                                 f"alpha {res.acceptance_rate:.3f}")
+    if model is None:
+        raise UserError(f"the pilot run at gamma {gamma} drafted nothing, so no acceptance rate could be measured; "
+                        f"pass --acceptance ALPHA")
+    return model
 
 
 def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Workload, deploy: Deployment,
