@@ -40,6 +40,7 @@ def predict(
     lengths: Optional[str] = typer.Option(None, "--lengths", help="Length budgets L to search, e.g. 1024,2048; default: the curve's, 4 per octave."),
     natural_lengths: Optional[Path] = typer.Option(D.natural_lengths, "--natural-lengths",
                                                    help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
+    confidence: Optional[float] = typer.Option(None, "--confidence", help="Choose by P(latency <= budget) >= this (e.g. 0.9: the 90th percentile within budget) instead of the mean."),
     frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive frontier chart to this HTML file."),
@@ -56,7 +57,7 @@ def predict(
         lengths=tuple(parse_int_list(lengths, "--lengths")) if lengths else (),
         natural_lengths=str(natural_lengths) if natural_lengths else None)
     plan = build_plan(request)
-    grid, result = run_prediction(plan.problem, budget_s)
+    grid, result = run_prediction(plan.problem, budget_s, confidence)
     if html:
         from lattts.report.plots import frontier_figure, save_html
 
@@ -90,22 +91,25 @@ def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path 
             measured = len(work.acceptance.conditional)
             console.print(f"            measured up to draft position {measured}; positions beyond reuse its rate "
                           f"(extrapolated up to γ={max(p.draft_lens)})", highlight=False)
+    console.print(f"  spread    {p.spread.source}; " + ("chosen by mean latency" if result.confidence is None else
+                  f"chosen by P(within budget) >= {result.confidence:.0%}"), highlight=False)
     console.print(f"  accuracy  {p.curve.name}: {p.curve.source}", highlight=False)
     if work.natural_lengths:
         console.print(f"  lengths   natural, {work.natural_lengths.source}", highlight=False)
     console.print(f"  grid      {result.evaluated} configurations, {result.excluded_memory} excluded (exceed device memory)")
 
     table = Table(title="answer and the paper's strategies at this budget", title_justify="left")
-    for col in ("strategy", "B", "γ", "L", "latency", "accuracy", "tok/round"):
-        table.add_column(col, justify="right" if col != "strategy" else "left")
+    for col in ("strategy", "B", "γ", "L", "latency", "p90", "P(≤T)", "accuracy", "tok/round"):
+        table.add_column(col, justify="right" if col != "strategy" else "left", min_width=15 if col == "strategy" else None)
     rows = [("best", result.best)] + list(result.baselines.items())
     for key, point in rows:
         if point is None:
-            table.add_row(LABELS[key], "-", "-", "-", "none within budget", "-", "-")
+            table.add_row(LABELS[key], "-", "-", "-", "none within budget", "-", "-", "-", "-")
             continue
         style = "bold green" if key == "best" else None
         table.add_row(LABELS[key], str(point.branches), str(point.draft_len), str(point.max_tokens),
-                      format_duration(point.latency_s), f"{point.accuracy:.1%}", f"{point.tokens_per_round:.2f}",
+                      format_duration(point.latency_s), format_duration(point.latency_p90_s),
+                      f"{point.p_within_budget:.0%}", f"{point.accuracy:.1%}", f"{point.tokens_per_round:.2f}",
                       style=style)
     console.print(table)
 
@@ -114,12 +118,13 @@ def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path 
         step = max(1, len(front) // max(frontier_rows, 1))
         shown = front[::step][:frontier_rows]
         ftable = Table(title=f"Pareto frontier ({len(front)} points; {len(shown)} shown)", title_justify="left")
-        for col in ("B", "γ", "L", "latency", "accuracy"):
+        for col in ("B", "γ", "L", "latency", "p90", "P(≤T)", "accuracy"):
             ftable.add_column(col, justify="right")
         for point in shown:
             mark = " *" if point.latency_s <= budget_s else ""
             ftable.add_row(str(point.branches), str(point.draft_len), str(point.max_tokens),
-                           format_duration(point.latency_s) + mark, f"{point.accuracy:.1%}")
+                           format_duration(point.latency_s) + mark, format_duration(point.latency_p90_s),
+                           f"{point.p_within_budget:.0%}", f"{point.accuracy:.1%}")
         console.print(ftable)
         console.print("  * within budget")
     if html:

@@ -187,23 +187,31 @@ def expected_max_rounds(acceptance: AcceptanceModel, gamma: int, n_tokens: int, 
     return _expected_max_rounds_cached(tuple(np.round(pmf, 12)), int(n_tokens), int(branches))
 
 
-def max_rounds_quantiles(acceptance: AcceptanceModel, gamma: int, n_tokens: int, branches: int,
+def max_rounds_quantiles(acceptance: AcceptanceModel, gamma: int, n_tokens: int, branches,
                          probs: np.ndarray) -> np.ndarray:
-    """Quantiles at ``probs`` of the rounds the slowest of B branches needs for n_tokens (fractional
-    rounds: interpolated between integers in the exact regime)."""
-    n, B = int(n_tokens), int(branches)
+    """(len(branches), len(probs)): quantiles of the rounds the slowest of B branches needs for
+    n_tokens, for each B (fractional rounds: interpolated between integers in the exact regime)."""
+    n, Bs, probs = int(n_tokens), np.atleast_1d(np.asarray(branches, float)), np.asarray(probs, float)
     if n <= 0:
-        return np.zeros(len(probs))
+        return np.zeros((len(Bs), len(probs)))
     if acceptance.varies:
-        r, FB = rounds.max_rounds_cdf(acceptance.rates_at(gamma), acceptance.variation, n, B)
-        return rounds.quantiles(r, FB, probs)
+        cond, var = acceptance.rates_at(gamma), acceptance.variation
+        return np.array([rounds.quantiles(*rounds.max_rounds_cdf(cond, var, n, int(B)), probs) for B in Bs])
     key = tuple(np.round(acceptance.tau_pmf(gamma), 12))
     if n <= EXACT_ROUNDS_MAX_TOKENS:
-        cdf = _rounds_cdf_exact(key, n) ** B
-        return rounds.quantiles(np.arange(len(cdf), dtype=float), cdf, probs)
+        cdf = _rounds_cdf_exact(key, n)
+        r = np.arange(len(cdf), dtype=float)
+        return np.array([rounds.quantiles(r, cdf ** B, probs) for B in Bs])
     mean_rounds, sd_rounds = _renewal_normal(key, n)
     # P(max <= r) = Phi(z)^B: the p-quantile of the max is at z = Phi^-1(p^(1/B))
-    return np.minimum(mean_rounds + sd_rounds * normal.ppf(np.asarray(probs, float) ** (1.0 / B)), float(n))
+    z = np.array([_max_normal_z(float(B), tuple(probs)) for B in Bs])
+    return np.minimum(mean_rounds + sd_rounds * z, float(n))
+
+
+@lru_cache(maxsize=256)
+def _max_normal_z(branches: float, probs: tuple[float, ...]) -> np.ndarray:
+    """z at which Phi(z)^B = p, for each p."""
+    return normal.ppf(np.asarray(probs) ** (1.0 / branches))
 
 
 def _renewal_normal(pmf_key: tuple[float, ...], n_tokens: int) -> tuple[float, float]:
