@@ -51,6 +51,7 @@ class AcceptanceMeasurement:
     kind: str = "histogram"  # 'rounds', 'positions', 'histogram' or 'counters'
     histograms: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (gamma, histogram) per measured draft length
     branches: tuple[Branch, ...] = field(default=(), repr=False)
+    logged_draft_len: int | None = None  # per-position logs: the draft length they were recorded with
 
     @property
     def rounds(self) -> int:
@@ -193,6 +194,9 @@ def _from_rounds(rows: list[dict], path: Path) -> AcceptanceMeasurement:
 
 def _from_positions(rows: list[dict], path: Path, proposer: str | None, logged: int | None) -> AcceptanceMeasurement:
     lists, ids, key = formats.per_position_rows(rows, path, proposer)
+    stated = {r.get("logged_draft_len") for r in rows} - {None}
+    if logged is None and len(stated) == 1 and _is_count(next(iter(stated))):
+        logged = next(iter(stated))  # as `lattts acceptance --out` writes it
     top = max(max(a) for a in lists if a)
     if logged is not None and top > logged + 1:
         raise UserError(f"{path}: an entry of {top} exceeds draft length {logged} + 1; give the draft length the log "
@@ -209,7 +213,7 @@ def _from_positions(rows: list[dict], path: Path, proposer: str | None, logged: 
               f"walked into rounds at draft lengths 1..{max(gammas)} from the second entry)")
     return AcceptanceMeasurement(draft_len=max(gammas), histogram=tuple(hists[max(gammas)]), source=source,
                                  kind="positions", histograms=tuple((g, tuple(h)) for g, h in hists.items()),
-                                 branches=tuple(b for b in branches if b.taus))
+                                 branches=tuple(b for b in branches if b.taus), logged_draft_len=K)
 
 
 def _require(obj: dict, keys: tuple[str, ...], where: str) -> None:
@@ -226,3 +230,21 @@ def _draft_len(value: Any, where: str) -> int:
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def write_acceptance(m: AcceptanceMeasurement, path: Path, out: Path, proposer: str | None) -> Path:
+    """What ``predict --acceptance`` reads for a file another tool wrote: one proposer's per-position
+    rows (with the draft length they were logged at), or vLLM counters as a histogram object."""
+    from lattts.paths import write_json_atomic
+
+    out = Path(out)
+    if m.kind == "counters":
+        write_json_atomic(out, {"draft_len": m.draft_len, "accepted_histogram": list(m.histogram), "source": m.source})
+        return out
+    if m.kind != "positions":
+        raise UserError(f"{path} is already a lattts acceptance file; pass it to predict --acceptance as it is")
+    rows = formats.load_jsonl(Path(path).read_text(encoding="utf-8"), Path(path))
+    lists, ids, _ = formats.per_position_rows(rows, Path(path), proposer)
+    text = "".join(json.dumps({"id": i, "acc_len": a, "logged_draft_len": m.logged_draft_len}) + "\n" for a, i in zip(lists, ids))
+    out.write_text(text, encoding="utf-8")
+    return out
