@@ -150,7 +150,7 @@ class GenerationResult:
             return None
         from lattts.simulator.speculative import AcceptanceModel
 
-        return AcceptanceModel.from_histogram(hist, "this run").alpha
+        return AcceptanceModel.from_histogram(hist, "this run", self.draft_len).alpha
 
     @property
     def tokens_per_round(self) -> float | None:

@@ -92,6 +92,10 @@ def _print(out: dict) -> None:
                   f"bias {s['bias']:+.1%}; with measured acceptance: median {s['with_measured_acceptance']['median_abs_error']:.1%}, "
                   f"p90 {s['with_measured_acceptance']['p90_abs_error']:.1%}; without drift correction: median "
                   f"{s['without_drift_correction']['median_abs_error']:.1%}")
+    cov = s.get("coverage_p90")
+    if cov and cov["runs"]:
+        console.print(f"  coverage: {cov['within']} of {cov['runs']} runs ({cov['fraction']:.0%}) finished within their "
+                      f"predicted 90th percentile (a calibrated distribution puts about 90% there)")
     d = s.get("drift")
     if d:
         note = " [bold yellow](larger than the median error: read the errors with that in mind)[/]" if s["drift_exceeds_error"] else ""

@@ -173,19 +173,24 @@ def _from_rounds(rows: list[dict], path: Path) -> AcceptanceMeasurement:
             raise UserError(formats.per_position_fix(path) + f" (line {n}: its rounds give {sum(rounds) + len(rounds)} "
                             f"tokens, the row has {tokens})")
         branches.append(Branch(str(row.get("problem_id", n)), gamma, tuple(a + 1 for a in rounds)))
+    return from_branches(branches, f"measured: {path}", path)
+
+
+def from_branches(branches: list[Branch], what: str, path: Path | None = None) -> AcceptanceMeasurement:
+    """A measurement from branches' rounds in order (``what`` opens its source); refuses per-position data."""
     by_gamma: dict[int, list[list[int]]] = {}
     for b in branches:
         by_gamma.setdefault(b.draft_len, []).append([t - 1 for t in b.taus])
     hists = {g: np.bincount([a for r in rs for a in r], minlength=g + 1).tolist() for g, rs in by_gamma.items()}
     totals = {g: sum(h) for g, h in hists.items()}
     if not totals or max(totals.values()) == 0:
-        raise UserError(f"{path}: no speculative rounds recorded (accepted_per_round lists are empty or missing)")
+        raise UserError(f"{path or what}: no speculative rounds recorded (accepted_per_round lists are empty or missing)")
     for g, rs in by_gamma.items():
         if formats.looks_per_position(rs, g):
-            raise UserError(formats.per_position_fix(path))
+            raise UserError(formats.per_position_fix(path or what))
     gamma = max(totals, key=lambda g: (totals[g], g))
     others = ", ".join(f"{totals[g]} at {g}" for g in sorted(totals) if g != gamma)
-    source = (f"measured: {path} ({totals[gamma]} rounds at draft length {gamma}" + (f"; {others}, each used at "
+    source = (f"{what} ({totals[gamma]} rounds at draft length {gamma}" + (f"; {others}, each used at "
               f"its own draft length" if others else "") + f"; {len(branches)} branches in order)")
     return AcceptanceMeasurement(draft_len=gamma, histogram=tuple(hists[gamma]), source=source, kind="rounds",
                                  histograms=tuple((g, tuple(h)) for g, h in sorted(hists.items()) if sum(h)),

@@ -16,6 +16,7 @@ import numpy as np
 
 from lattts.backend import GenerationResult
 from lattts.simulator.deployment import Deployment
+from lattts.simulator.distribution import LatencySpread, latency_nodes, latency_quantile
 from lattts.simulator.generation import Workload, generation_latency, prefill_time, sampling_time
 from lattts.simulator.roofline import pass_time
 from lattts.simulator.search import Config
@@ -37,6 +38,7 @@ class Comparison:
     predicted_rounds: float
     terms: dict = field(default_factory=dict)  # term -> {measured_s, predicted_s}
     culprit: str | None = None
+    predicted_p90_s: float = float("inf")  # 90th percentile of the predicted latency distribution, drift-corrected
 
     @property
     def error(self) -> float:
@@ -54,7 +56,8 @@ class Comparison:
             "error_with_measured_acceptance": self.error_measured_acceptance,
             "predicted_without_drift_correction_s": self.predicted_raw_s, "drift_factor": self.drift_factor,
             "acceptance_rate": self.acceptance_rate, "rounds": self.rounds, "predicted_rounds": self.predicted_rounds,
-            "terms": self.terms, "culprit": self.culprit,
+            "terms": self.terms, "culprit": self.culprit, "predicted_p90_s": self.predicted_p90_s,
+            "within_predicted_p90": self.measured_s <= self.predicted_p90_s,
         }
 
 
@@ -98,13 +101,13 @@ TERM_NAMES = {
 
 
 def compare(config: Config, result: GenerationResult, work: Workload, deploy: Deployment,
-            drift_factor: float) -> Comparison:
+            drift_factor: float, spread: LatencySpread | None = None) -> Comparison:
     """Predictions for one live run (``work`` carries the a-priori acceptance), and which term explains
-    most of the gap."""
+    most of the gap; with ``spread``, the 90th percentile of the predicted latency distribution too."""
     B, G, L = config.branches, config.draft_len, config.max_tokens
     work = replace(work, prompt_tokens=result.prompt_tokens, natural_lengths=None)  # runs are budget-forced
     hist = result.accepted_histogram
-    measured_acc = AcceptanceModel.from_histogram(hist, "this run") if G and hist and sum(hist) else None
+    measured_acc = AcceptanceModel.from_histogram(hist, "this run", G) if G and hist and sum(hist) else None
 
     def total(acceptance):
         lat = generation_latency(replace(work, acceptance=acceptance), deploy, B, G, L)
@@ -126,7 +129,10 @@ def compare(config: Config, result: GenerationResult, work: Workload, deploy: De
     growth = _kv_growth(result, work, deploy)
     if growth:
         terms["kv_growth"] = growth
-    return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor,
+    p90 = float("inf")
+    if spread is not None:
+        p90 = float(latency_quantile(latency_nodes(work, deploy, B, G, L), spread)[0]) * drift_factor
+    return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor, predicted_p90_s=p90,
                       predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
                       drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
                       predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s))

@@ -21,7 +21,9 @@ from lattts.units import format_bytes
 
 DEFAULT_PROMPT = ("Solve the problem and put the final answer in \\boxed{}. What is the sum of the first "
                   "20 positive integers?")
-PILOT_PROMPT = "Write a short story about a lighthouse."
+PILOT_PROMPTS = ("Write a short story about a lighthouse.", "Explain how a refrigerator keeps food cold.",
+                 "List three facts about the Moon, then explain one of them.")  # never the prompt validated
+PILOT_MAX_TOKENS = 512
 DECISION_BRANCHES, DECISION_DRAFT_LEN = 16, 4  # the decision check's grid: B up to 16, gamma up to 4
 
 
@@ -88,7 +90,10 @@ def _prior(request: ValidateRequest, engine):
     if engine.draft.layers is None and published_acceptance(engine.spec, engine.draft_spec):
         return None  # the plan takes the paper's rate
     tok = engine.loaded.tokenizer
-    return pilot_acceptance(engine, tok.encode(tok.chat(PILOT_PROMPT)))
+    spec = [c for c in request.configs if c.draft_len] or [Config(1, DECISION_DRAFT_LEN, 48)]
+    longest = min(max(c.max_tokens for c in spec), PILOT_MAX_TOKENS)  # measured at length: acceptance moves with it
+    gamma = max(DECISION_DRAFT_LEN, max(c.draft_len for c in spec))  # smaller draft lengths are run-chained from it
+    return pilot_acceptance(engine, [tok.encode(tok.chat(p)) for p in PILOT_PROMPTS], longest, gamma)
 
 
 def validate(request: ValidateRequest, on_run: Callable | None = None,
