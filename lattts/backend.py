@@ -178,7 +178,9 @@ class GenerationResult:
 
     def to_json(self, with_passes: bool = False) -> dict:
         out = {
-            "outputs": [{"text": o.text, "tokens": len(o.tokens), "finished": o.finished} for o in self.outputs],
+            "outputs": [{"text": o.text, "tokens": len(o.tokens), "finished": o.finished}
+                        | ({"accepted_per_round": list(o.accepted_per_round or ())} if self.draft_len else {})
+                        for o in self.outputs],
             "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens, "draft_len": self.draft_len,
             "timing": self.timing_summary(),
         }

@@ -91,6 +91,11 @@ def _print_tables(plan, result, budget_s: float, frontier_rows: int, html: Path 
             measured = len(work.acceptance.conditional)
             console.print(f"            measured up to draft position {measured}; positions beyond reuse its rate "
                           f"(extrapolated up to γ={max(p.draft_lens)})", highlight=False)
+    if work.acceptance and work.acceptance.draft_len is not None:  # measured: say where each gamma's rates come from
+        bases: dict[str, list[str]] = {}
+        for g in (g for g in p.draft_lens if g):
+            bases.setdefault(work.acceptance.basis(g), []).append(str(g))
+        console.print("            γ " + "; ".join(f"{b}: {','.join(gs)}" for b, gs in bases.items()), highlight=False)
     console.print(f"  spread    {p.spread.source}; " + ("chosen by mean latency" if result.confidence is None else
                   f"chosen by P(within budget) >= {result.confidence:.0%}"), highlight=False)
     console.print(f"  accuracy  {p.curve.name}: {p.curve.source}", highlight=False)

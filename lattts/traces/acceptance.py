@@ -10,8 +10,8 @@ Formats, detected from the file:
   ``acc_eagle``): walked into rounds at each draft length up to the one they were logged with
   (``acceptance_formats``).
 - One JSON object with ``draft_len`` and ``accepted_histogram`` (counts of rounds that accepted
-  0, 1, ..., draft_len draft tokens), at the top level or under the key ``acceptance`` (as in the
-  output of ``lattts generate --json``).
+  0, 1, ..., draft_len draft tokens), at the top level or under the key ``acceptance``; the output of
+  ``lattts generate --json`` is read from its branches' rounds in order (``outputs[].accepted_per_round``).
 - vLLM's Prometheus counters (``vllm:spec_decode_num_*``), one scrape or a scrape before and after.
 
 Per draft length the model says where its rates come from (``AcceptanceModel.basis``): measured at
@@ -128,6 +128,11 @@ def read_acceptance(path: str | Path, proposer: str | None = None, logged_draft_
         whole = json.loads(text)
     except json.JSONDecodeError:
         whole = None  # several lines: JSONL
+    outputs = whole.get("outputs") if isinstance(whole, dict) else None
+    if isinstance(outputs, list) and outputs and all(isinstance(o, dict) and "accepted_per_round" in o for o in outputs):
+        gamma = whole.get("draft_len")  # `lattts generate --json`: every branch's rounds in order
+        return _from_rounds([{"draft_len": gamma, "accepted_per_round": o["accepted_per_round"], "tokens": o.get("tokens"),
+                              "problem_id": "prompt"} for o in outputs], path)
     if isinstance(whole, dict) and ("accepted_histogram" in whole or "acceptance" in whole):
         return _from_histogram(whole.get("acceptance", whole), path)
     rows = formats.load_jsonl(text, path)
@@ -191,7 +196,7 @@ def from_branches(branches: list[Branch], what: str, path: Path | None = None) -
     gamma = max(totals, key=lambda g: (totals[g], g))
     others = ", ".join(f"{totals[g]} at {g}" for g in sorted(totals) if g != gamma)
     source = (f"{what} ({totals[gamma]} rounds at draft length {gamma}" + (f"; {others}, each used at "
-              f"its own draft length" if others else "") + f"; {len(branches)} branches in order)")
+              f"its own draft length" if others else "") + f"; {len(branches)} branch{'es' if len(branches) != 1 else ''} in order)")
     return AcceptanceMeasurement(draft_len=gamma, histogram=tuple(hists[gamma]), source=source, kind="rounds",
                                  histograms=tuple((g, tuple(h)) for g, h in sorted(hists.items()) if sum(h)),
                                  branches=tuple(b for b in branches if b.taus))
