@@ -134,6 +134,14 @@ def test_per_position_log_read_as_rounds_is_refused(tmp_path):
     with pytest.raises(UserError, match="per-position log") as err:
         read_acceptance(jsonl(tmp_path / "mis.jsonl", rows))
     assert "acc_len" in str(err.value) and "\n" not in str(err.value)
+    from typer.testing import CliRunner
+
+    from lattts.cli import app
+
+    for args in (["acceptance", str(tmp_path / "mis.jsonl")], ["predict", "--budget", "60s", "--acceptance",
+                                                              str(tmp_path / "mis.jsonl")]):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2 and "per-position log" in res.output and "Traceback" not in res.output
     # genuine rounds, independent or sticky, pass
     iid = [{"draft_len": gamma, "accepted_per_round": [int(x) for x in np.cumprod(rng.random((64, gamma)) < 0.6, 1).sum(1)]}
            for _ in range(16)]

@@ -77,6 +77,8 @@ def _print(out: dict) -> None:
     console.print(f"  profile   {out['profile']['name']}: {out['profile']['source']} — {out['profile']['reason']}", highlight=False)
     if out["acceptance_prior"]:
         console.print(f"  a-priori acceptance: {out['acceptance_prior']}", highlight=False)
+    if out.get("acceptance_variation"):
+        console.print(f"  its variation: {out['acceptance_variation']}", highlight=False)
     t = Table(title="predicted (a-priori acceptance, drift-corrected) against measured", title_justify="left")
     for col in ("config", "predicted", "measured", "error", "with measured α", "α", "rounds (pred)", "what is off"):
         t.add_column(col, justify="left" if col in ("config", "what is off") else "right")

@@ -118,7 +118,9 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
     session = run_grid(list(request.configs), engine, ids, work, plan.problem.deployment, anchor, request.seed, on_run)
     out = {"model": engine.spec.name, "weights": engine.loaded.weights, "draft": request.draft if engine.draft else None,
            "profile": {"name": prof.name, "source": prof.source, "reason": why},
-           "acceptance_prior": work.acceptance.source if work.acceptance else None, "prompt_tokens": len(ids),
+           "acceptance_prior": work.acceptance.source if work.acceptance else None,
+           "acceptance_variation": work.acceptance.variation.source if work.acceptance and work.acceptance.varies else None,
+           "latency_spread": plan.problem.spread.source, "prompt_tokens": len(ids),
            "runs": [c.to_json() for c in session.comparisons], "summary": session.summary()}
     if request.transformers and any(c.draft_len == 0 for c in request.configs):
         out["transformers"] = _transformers(request, engine, ids, on_note)
