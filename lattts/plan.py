@@ -109,7 +109,7 @@ def latency_spread(profile: DeviceProfile) -> LatencySpread:
             return LatencySpread(sd, f"calibration's {key.replace('_', '-')} error: median |error| {median:.1%} "
                                      f"per pass, lognormal sd {sd:.1%}")
     return LatencySpread(DATASHEET_SPREAD_SD, f"assumption: lognormal sd {DATASHEET_SPREAD_SD:.0%} for a "
-                                              f"{profile.kind} profile without calibration errors")
+                                              f"{profile.kind} profile (not calibrated end to end on this device)")
 
 
 def _is_number(text: str) -> bool:
