@@ -95,16 +95,16 @@ def test_latency_distribution_in_json_and_table():
 
 
 def test_confidence_chooses_by_the_probability_of_meeting_the_deadline():
-    by_mean = json.loads(run("predict", "--budget", "10s", "--json").stdout)
-    sure = json.loads(run("predict", "--budget", "10s", "--confidence", "0.9", "--json").stdout)
+    by_mean = json.loads(run("predict", "--budget", "60s", "--json").stdout)
+    sure = json.loads(run("predict", "--budget", "60s", "--confidence", "0.9", "--json").stdout)
     assert by_mean["best"]["p_within_budget"] < 0.9  # the mean fits, but the answer is often late
     best = sure["best"]
     assert (best["branches"], best["draft_len"], best["max_tokens"]) != \
         (by_mean["best"]["branches"], by_mean["best"]["draft_len"], by_mean["best"]["max_tokens"])
-    assert best["p_within_budget"] >= 0.9 and best["latency_p90_s"] <= 10.0
+    assert best["p_within_budget"] >= 0.9 and best["latency_p90_s"] <= 60.0
     assert best["accuracy"] <= by_mean["best"]["accuracy"]
     for key, point in sure["baselines"].items():
-        assert point is None or point["latency_p90_s"] <= 10.0, key
+        assert point is None or point["latency_p90_s"] <= 60.0, key
     assert sure["latency_distribution"]["confidence"] == 0.9
 
 

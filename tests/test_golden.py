@@ -3,7 +3,9 @@ SmolLM2 example (on a fixed calibrated profile) and natural lengths. A change th
 numbers must say why and regenerate them: `python tests/test_golden.py --regenerate`.
 
 Pinned on 2026-12-01 before the structure refactor of issue 11 (request objects, thin CLI), which
-must leave every number unchanged. Fields that describe the machine rather than the prediction
+must leave every number unchanged. Regenerated for issue 13 (the H100 profile fitted to Vidur's kernel
+timings): at 10 s nothing the paper curve covers fits any more (the fastest, B=1 gamma=3 L=1024, takes
+10.9 s), so that case pins the refusal. Fields that describe the machine rather than the prediction
 (the device-choice reason, which names what NVML said) are left out; the repository path is
 replaced by '<repo>' so the files hold on any clone.
 """
@@ -44,12 +46,15 @@ def normalise(obj, path=()):
 
 
 def run_case(args: list[str]) -> dict:
+    """The JSON answer; or, for a budget nothing meets (exit code 2), the one line that says so."""
     from typer.testing import CliRunner
 
     from lattts.cli import app
 
     res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
+    assert res.exit_code in (0, 2), res.output
+    if res.exit_code == 2:
+        return normalise({"exit_code": 2, "output": " ".join(res.output.split())})
     return normalise(json.loads(res.stdout))
 
 

@@ -81,3 +81,20 @@ def test_cpu_without_calibration_is_a_user_error():
 def test_unknown_device_suggests():
     with pytest.raises(UserError, match="did you mean"):
         find_device("h100-sx")
+
+
+@pytest.mark.parametrize("nvml_name,key", [("NVIDIA H100 80GB HBM3", "h100-sxm"), ("NVIDIA A100-SXM4-80GB", "a100-sxm-80gb")])
+def test_detected_h100_and_a100_use_their_measured_profiles(nvml_name, key):
+    choice = choose_profile(detection=detect(FakeNvml([{"name": nvml_name, "memory": 80 * 2**30}])))
+    assert choice.profile.device_key == key and choice.profile.kind == "measured"
+    assert choice.profile.source.startswith("fitted to Vidur kernel timings")
+
+
+def test_fallback_is_the_measured_h100_and_other_rows_say_whose_efficiencies():
+    det = Detection(gpus=(), nvml_error="no driver", cpu=detect_cpu())
+    fallback = choose_profile(detection=det)
+    assert fallback.profile.kind == "measured" and "H100 SXM5 80GB profile" in fallback.reason
+    h200 = choose_profile(detection=detect(FakeNvml([{"name": "NVIDIA H200", "memory": 141 * 2**30}]))).profile
+    assert h200.kind == "datasheet" and "efficiencies of the NVIDIA H100 SXM5 80GB profile" in h200.source
+    l40s = choose_profile(device="l40s").profile
+    assert "mean efficiencies" in l40s.source and l40s.matmul_kernel_s > 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lattts.calibrate.identify import Estimate, bootstrap, interval_log_sd, log_sd, standing
 from lattts.calibrate.measurements import Measurement
 from lattts.models.spec import ModelSpec
 from lattts.simulator.deployment import Deployment
@@ -56,9 +57,14 @@ class ShapeData:
         return work, np.array([m.latency_s for m in self.rows])
 
 
-def profile_from_vector(base: DeviceProfile, theta: np.ndarray) -> DeviceProfile:
-    values = {name: float(math.exp(v)) for (name, *_), v in zip(PARAMETERS, theta)}
+def profile_from_vector(base: DeviceProfile, theta: np.ndarray, params=PARAMETERS) -> DeviceProfile:
+    values = {name: float(math.exp(v)) for (name, *_), v in zip(params, theta)}
     return replace(base, **values)
+
+
+def free_parameters(fixed=()) -> tuple:
+    """The whole-pass parameters left to fit when ``fixed`` ones come from elsewhere (per-op rows)."""
+    return tuple(p for p in PARAMETERS if p[0] not in fixed)
 
 
 def _predict(profile: DeviceProfile, works) -> list[np.ndarray]:
@@ -70,29 +76,71 @@ def _predict(profile: DeviceProfile, works) -> list[np.ndarray]:
     return out
 
 
-def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, float] | None = None) -> DeviceProfile:
-    """The profile whose roofline best predicts ``data`` (relative error); non-fitted fields from ``base``.
-    ``limits`` caps parameters (e.g. bandwidths at what the machine was measured to stream)."""
-    from scipy.optimize import least_squares
-
-    limits = limits or {}
+def _pass_residuals(data: list[ShapeData], base: DeviceProfile, params):
     arrays = [d.arrays(base) for d in data]
     works = [(d.spec, d.dtype, work) for d, (work, _) in zip(data, arrays)]
     measured = np.concatenate([latency for _, latency in arrays])
-    lo = np.log([p[2] for p in PARAMETERS])
-    hi = np.log([min(p[3], limits.get(p[0], p[3])) for p in PARAMETERS])
 
     def residuals(theta):
-        pred = np.concatenate(_predict(profile_from_vector(base, theta), works))
+        pred = np.concatenate(_predict(profile_from_vector(base, theta, params), works))
         return np.log(pred / measured)
 
+    return residuals
+
+
+def fit_vector(data: list[ShapeData], base: DeviceProfile, limits: dict[str, float] | None = None,
+               params=PARAMETERS, x0: np.ndarray | None = None) -> np.ndarray:
+    """The best log-parameters ``params`` for ``data`` (a few starts, or one from ``x0``)."""
+    from scipy.optimize import least_squares
+
+    limits = limits or {}
+    residuals = _pass_residuals(data, base, params)
+    lo = np.log([p[2] for p in params])
+    hi = np.log([min(p[3], limits.get(p[0], p[3])) for p in params])
+    starts = [x0] if x0 is not None else [
+        np.log([p[1] * (scale if p[4] != "s" else 1.0) for p in params]) for scale in (1.0, 0.3, 3.0)]
     best = None
-    for scale in (1.0, 0.3, 3.0):  # a few starts: the knee and overhead terms trade off
-        x0 = np.clip(np.log([p[1] * (scale if p[4] != "s" else 1.0) for p in PARAMETERS]), lo + 1e-6, hi - 1e-6)
-        result = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.05, max_nfev=4000)
+    for start in starts:  # a few starts: the knee and overhead terms trade off
+        result = least_squares(residuals, np.clip(start, lo + 1e-6, hi - 1e-6), bounds=(lo, hi), loss="soft_l1",
+                               f_scale=0.05, max_nfev=4000)
         if best is None or result.cost < best.cost:
             best = result
-    return profile_from_vector(base, best.x)
+    return best.x
+
+
+def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, float] | None = None,
+                params=PARAMETERS) -> DeviceProfile:
+    """The profile whose roofline best predicts ``data`` (relative error); non-fitted fields from ``base``.
+    ``limits`` caps parameters (e.g. bandwidths at what the machine was measured to stream); ``params``
+    are the ones fitted (default all of PARAMETERS)."""
+    return profile_from_vector(base, fit_vector(data, base, limits, params), params)
+
+
+def pass_estimates(data: list[ShapeData], base: DeviceProfile, params, resamples: int,
+                   limits: dict | None = None) -> list[Estimate]:
+    """Each fitted whole-pass parameter with its bootstrap interval (rows resampled) and standing."""
+    theta = fit_vector(data, base, params=params)
+    lo, hi = np.log([p[2] for p in params]), np.log([p[3] for p in params])
+    at_bound = (theta - lo < 1e-3) | (hi - theta < 1e-3)
+    sd = log_sd(_pass_residuals(data, base, params), theta, ~at_bound)
+    index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
+    draws = None
+    if resamples:
+        def refit(rows):
+            picked = [replace(d, rows=tuple(d.rows[j] for k, j in (index[r] for r in rows) if k == i))
+                      for i, d in enumerate(data)]
+            return fit_vector([d for d in picked if d.rows], base, params=params, x0=theta)
+
+        draws = bootstrap(refit, np.arange(len(index)).astype(str), resamples)
+        sd = np.fmax(sd, interval_log_sd(draws))
+    out = []
+    for i, (name, _, _, _, unit) in enumerate(params):
+        value = float(math.exp(theta[i]))
+        low, high = (None, None) if draws is None else (float(np.exp(np.quantile(draws[:, i], 0.025))),
+                                                        float(np.exp(np.quantile(draws[:, i], 0.975))))
+        out.append(Estimate(name, value, unit, low, high, float(sd[i]),
+                            standing(theta[i], lo[i], hi[i], sd[i], value, (limits or {}).get(name))))
+    return out
 
 
 def relative_errors(profile: DeviceProfile, data: list[ShapeData]) -> np.ndarray:
@@ -121,7 +169,7 @@ def split(data: list[ShapeData], keep) -> list[ShapeData]:
 
 
 def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
-                   limits: dict[str, float] | None = None) -> np.ndarray:
+                   limits: dict[str, float] | None = None, params=PARAMETERS) -> np.ndarray:
     """Errors on points left out of the fit, k-fold over all measured points."""
     index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
     rng = np.random.default_rng(seed)
@@ -131,14 +179,14 @@ def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, s
         train = split(data, lambda i, j: fold_of[(i, j)] != k)
         test = split(data, lambda i, j: fold_of[(i, j)] == k)
         if train and test:
-            errors.append(relative_errors(fit_profile(train, base, limits), test))
+            errors.append(relative_errors(fit_profile(train, base, limits, params), test))
     return np.concatenate(errors) if errors else np.array([])
 
 
 def cross_model_errors(data: list[ShapeData], base: DeviceProfile,
-                       limits: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+                       limits: dict[str, float] | None = None, params=PARAMETERS) -> dict[str, np.ndarray]:
     """For each shape, errors of a fit on the other shapes only (needs two or more shapes)."""
     if len(data) < 2:
         return {}
-    return {d.spec.name: relative_errors(fit_profile([o for o in data if o is not d], base, limits), [d])
+    return {d.spec.name: relative_errors(fit_profile([o for o in data if o is not d], base, limits, params), [d])
             for d in data}

@@ -6,7 +6,9 @@ time, anchor_s (median time of the anchor pass timed alternately with this point
 relative (median of point time / anchor time over those pairs).
 Every row is one write of a whole line followed by fsync, so an interrupted run leaves at most a
 partial last line, which reading drops (that point is measured again). ``--from-csv`` files need
-only batch, query_len, context_len and latency_s (seconds per forward pass).
+only batch, query_len, context_len and latency_s (seconds per forward pass); optional ``shape`` names the
+model each row ran, ``group`` says the row times one op group of the pass (linear, elementwise or comm;
+default pass: the whole forward pass) and ``devices`` the tensor-parallel device count (default 1).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lattts.errors import UserError
 COLUMNS = ("shape", "batch", "query_len", "context_len", "logits", "latency_s", "spread", "repeats", "status", "time",
            "anchor_s", "relative")
 REQUIRED = ("batch", "query_len", "context_len", "latency_s")
+ROW_GROUPS = ("pass", "linear", "elementwise", "comm")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Measurement:
     time: float = 0.0
     anchor_s: float | None = None
     relative: float | None = None
+    group: str = "pass"  # what latency_s times: the whole pass, or one op group of it
+    devices: int = 1  # tensor-parallel devices the pass ran on
 
     @property
     def key(self) -> tuple:
@@ -83,15 +88,22 @@ def read(path: Path, default_shape: str | None = None) -> list[Measurement]:
             if b < 1 or q < 1 or s < 0 or (status == "ok" and not latency > 0):
                 raise ValueError
             logits = int(row["logits"]) if row.get("logits") else (q if 1 < q <= 16 and s > 0 else 1)
+            devices = int(row.get("devices") or 1)
+            if devices < 1:
+                raise ValueError
         except (TypeError, ValueError):
             raise UserError(f"{path}:{line}: needs positive integers batch and query_len, context_len >= 0 and "
                             f"latency_s > 0; got {dict((k, row.get(k)) for k in REQUIRED)}") from None
+        group = (row.get("group") or "pass").strip()
+        if group not in ROW_GROUPS:
+            raise UserError(f"{path}:{line}: group {group!r} is not one lattts fits from rows; use "
+                            f"{', '.join(ROW_GROUPS)}")
         rows.append(Measurement(
             shape=row.get("shape") or default_shape or "model", batch=b, query_len=q, context_len=s, logits=logits,
             latency_s=latency, spread=float(row.get("spread") or 0.0), repeats=int(row.get("repeats") or 1),
             status=status, time=float(row.get("time") or 0.0),
             anchor_s=float(row["anchor_s"]) if row.get("anchor_s") else None,
-            relative=float(row["relative"]) if row.get("relative") else None))
+            relative=float(row["relative"]) if row.get("relative") else None, group=group, devices=devices))
     return rows
 
 

@@ -253,24 +253,3 @@ def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], Pa
     write_json_atomic(path, profile.to_json())
     return Calibration(profile, path, measurements, errors, shapes, data,
                        {"measured": report.measured, "resumed": len(done), "oom": report.oom})
-
-
-def calibrate_from_csv(csv_file: Path, request: CalibrationRequest) -> Calibration:
-    """Fit a profile from someone else's timings of one model (columns documented in measurements.py)."""
-    (spec,) = request.shapes
-    rows = [replace(m, shape=spec.name) for m in read(csv_file, default_shape=spec.name) if m.status == "ok"]
-    if len(rows) < len(PARAMETERS):
-        raise UserError(f"{csv_file}: {len(rows)} timed rows; a fit of {len(PARAMETERS)} parameters needs more "
-                        f"(aim for 20+ points over batch, query length and context)")
-    rows, drift = drift_corrected(rows)
-    data = group_by_shape(rows, [spec], request.dtype)
-    fitted, errors = evaluate(data, placeholder_profile(request.target, request.dtype))
-    key = "csv-" + sha256(csv_file)[:10]
-    target = replace(request.target, key=key, name=f"{request.target.name} (timings from {csv_file.name})")
-    request = replace(request, target=target, engine="csv")
-    record = FitRecord("as in the timings file", None, csv_file, errors, drift,
-                       f"fitted by lattts calibrate --from-csv {csv_file.name}")
-    profile = build_profile(fitted, request, record)
-    path = request.out or profile_path(key, request.dtype, "csv")
-    write_json_atomic(path, profile.to_json())
-    return Calibration(profile, path, csv_file, errors, [spec], data, {})

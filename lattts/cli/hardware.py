@@ -13,9 +13,11 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def hardware(json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables.")) -> None:
-    """List the device table (datasheet figures and sources) and detect this machine's GPUs and CPU."""
+    """List the device table (datasheet figures and sources, and which rows predict from a measured profile)
+    and detect this machine's GPUs and CPU."""
     from lattts.hardware.choose import FALLBACK_DEVICE, detect
     from lattts.hardware.devices import device_table, match_nvml_name
+    from lattts.hardware.profiles import device_profile, profile_basis
     from lattts.hardware.store import gpu_device_key, saved_profiles
 
     detection = detect()
@@ -27,10 +29,13 @@ def hardware(json_out: bool = typer.Option(False, "--json", help="Print one JSON
                      "calibrations": [str(p) for p in saved_profiles(key)], "device_key": key})
     cpu = detection.cpu
     cpu_saved = [str(p) for p in saved_profiles(cpu.key)]
+    profiles = {d.key: device_profile(d) for d in device_table() if d.kind == "gpu"}
     table = [{
         "key": d.key, "name": d.name, "kind": d.kind,
         "peak_flops": d.peak_flops or None, "mem_bw_bytes_per_s": d.mem_bw_bytes_per_s,
         "memory_bytes": d.memory_bytes, "interconnect_bytes_per_s": d.interconnect_bytes_per_s, "source": d.source,
+        "profile": ({"kind": profiles[d.key].kind, "basis": profile_basis(profiles[d.key]),
+                     "source": profiles[d.key].source} if d.key in profiles else None),
     } for d in device_table()]
     if json_out:
         print_json({"devices": table, "detected": {
@@ -41,15 +46,17 @@ def hardware(json_out: bool = typer.Option(False, "--json", help="Print one JSON
         return
     from rich.table import Table
 
-    t = Table(title="device table (datasheet, dense, no sparsity)", title_justify="left")
-    for col in ("key", "name", "bf16 TFLOP/s", "fp32 TFLOP/s", "bandwidth", "memory", "source"):
+    t = Table(title="device table (datasheet, dense, no sparsity) and the profile each row predicts with",
+              title_justify="left")
+    for col in ("key", "name", "bf16 TFLOP/s", "fp32 TFLOP/s", "bandwidth", "memory", "profile"):
         t.add_column(col, overflow="fold")
     for d in device_table():
         if d.kind == "cpu":
             t.add_row(d.key, d.name, "?", "?", "?", "?", "unknown until calibrated: lattts calibrate --device cpu")
             continue
         t.add_row(d.key, d.name, f"{d.peak_flops['bf16'] / 1e12:.0f}", f"{d.peak_flops['fp32'] / 1e12:.1f}",
-                  f"{d.mem_bw_bytes_per_s / 1e12:.3g} TB/s", f"{d.memory_bytes / 2**30:.0f} GiB", d.source.split(":")[0])
+                  f"{d.mem_bw_bytes_per_s / 1e12:.3g} TB/s", f"{d.memory_bytes / 2**30:.0f} GiB",
+                  profile_basis(profiles[d.key]))
     console.print(t)
     console.print("[bold]detected here[/]")
     if detection.gpus:

@@ -1,8 +1,10 @@
 """Which device profile a prediction uses, and why.
 
 Order: an explicit ``--profile FILE``; an explicit ``--device``; else a saved calibration of the
-detected GPU, the detected GPU's datasheet row, a saved calibration of this CPU (when the model
-fits in its memory), and finally the H100 SXM datasheet. The reason is printed with the answer.
+detected GPU, the detected GPU's table row, a saved calibration of this CPU (when the model fits in
+its memory), and finally the H100 SXM. A table row's profile is ``hardware.profiles.device_profile``:
+measured (fitted to Vidur's kernel timings) for the H100 SXM and A100 SXM 80GB, datasheet times a
+measured generation's efficiencies for the rest. The reason is printed with the answer.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from lattts.hardware.cpu import CpuInfo, detect_cpu
 from lattts.hardware.devices import find_device, match_nvml_name
 from lattts.hardware.nvml import GpuInfo, NvmlUnavailable, query_gpus
 from lattts.hardware.store import gpu_device_key, saved_profiles
-from lattts.hardware.profiles import DEFAULT_GPU_DTYPE, datasheet_profile, load_profile
+from lattts.hardware.profiles import DEFAULT_GPU_DTYPE, device_profile, load_profile
 from lattts.simulator.profile import DeviceProfile
 
 FALLBACK_DEVICE = "h100-sxm"
@@ -67,7 +69,7 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
                 raise UserError(f"this CPU ({cpu.model}) has no calibration yet: its bandwidth and FLOP/s are "
                                 f"unknown until measured; run `lattts calibrate --device cpu`")
             return DeviceChoice(saved, f"--device cpu: saved calibration of {cpu.model}")
-        return DeviceChoice(datasheet_profile(spec, gpu_dtype), f"--device {device}")
+        return DeviceChoice(device_profile(spec, gpu_dtype), f"--device {device}")
 
     detection = detection or detect()
     fallback = find_device(FALLBACK_DEVICE)
@@ -78,9 +80,9 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
             return DeviceChoice(saved, f"saved calibration of detected GPU 0 ({gpu.name})")
         row = match_nvml_name(gpu.name)
         if row is not None:
-            return DeviceChoice(datasheet_profile(row, gpu_dtype),
+            return DeviceChoice(device_profile(row, gpu_dtype),
                                 f"detected GPU 0 ({gpu.name}), not calibrated yet (`lattts calibrate --gpu 0` measures it)")
-        return DeviceChoice(datasheet_profile(fallback, gpu_dtype),
+        return DeviceChoice(device_profile(fallback, gpu_dtype),
                             f"detected GPU 0 ({gpu.name}) is not in the device table and not calibrated; "
                             f"showing {fallback.name} instead (`lattts calibrate --gpu 0` measures yours)")
     why = f"no GPU detected ({detection.nvml_error})" if detection.nvml_error else "no GPU detected"
@@ -89,4 +91,4 @@ def choose_profile(device: str | None = None, profile_file: str | None = None, d
         if fits(saved):
             return DeviceChoice(saved, f"{why}; saved calibration of this CPU ({detection.cpu.model})")
         why += f"; this CPU's calibration cannot hold the model in {saved.usable_memory_bytes / 1e9:.1f} GB"
-    return DeviceChoice(datasheet_profile(fallback, gpu_dtype), f"{why}; using the {fallback.name} datasheet")
+    return DeviceChoice(device_profile(fallback, gpu_dtype), f"{why}; using the {fallback.name} profile")

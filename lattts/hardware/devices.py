@@ -27,6 +27,7 @@ class DeviceSpec:
     nvml_match: str
     aliases: tuple[str, ...]
     source: str
+    efficiencies_from: str = ""  # the measured row whose efficiencies this one takes (same generation); '' none
 
     def flops_for(self, dtype: str) -> float | None:
         """Peak FLOP/s for a dtype ('bf16', 'fp16', 'fp32'); fp8 is not tabulated and falls back to bf16."""
@@ -54,6 +55,7 @@ def device_table() -> tuple[DeviceSpec, ...]:
             mem_bw_bytes_per_s=_num(r["mem_bw_gb_s"], 1e9), memory_bytes=_num(r["memory_gib"], GIB),
             interconnect_bytes_per_s=_num(r["interconnect_gb_s"], 1e9), nvml_match=r["nvml_match"],
             aliases=tuple(a for a in r["aliases"].split(";") if a), source=r["source"],
+            efficiencies_from=r.get("efficiencies_from") or "",
         ))
     return tuple(table)
 

@@ -2,9 +2,12 @@
 
 One pass runs B sequences, each adding q new tokens on top of s cached ones (decode q=1,
 speculative verify q=gamma+1, prefill q=prompt, s=0), and computes logits for ``logit_positions``
-of the q positions (default all q). Each op group costs max(memory time, compute time) (or a p-norm of the two when a
-calibrated profile says so: p=1 adds them, as on a CPU whose kernels do not overlap memory
-traffic with arithmetic); groups add. Everything here is plain numpy on arrays that
+of the q positions (default all q). Each matmul group costs a fixed time per kernel plus its memory
+and compute time joined by the profile's knee: (mem^p + compute^p)^(1/p), p=inf is the roofline max,
+p=1 adds them (no overlap, as on a CPU), and GPUs measure in between (p ~ 1.5, fitted to Vidur's
+kernel timings). Element-wise kernels cost a fixed time each plus their bytes over their own rate,
+never less than one token row over the per-row rate; all-reduces cost a latency per call plus the
+ring's bytes over the bus bandwidth. Groups add. Everything here is plain numpy on arrays that
 broadcast, so the search evaluates thousands of passes at once.
 """
 
@@ -110,9 +113,11 @@ def pass_work(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_
     head_flops = 2.0 * head_rows * d * spec.out_vocab
     head_act = head_rows * (d + spec.out_vocab) * nb
 
-    # Norms (read+write d, twice), residual adds (read 2d write d, twice), SwiGLU (read 2 d_ff, write d_ff),
-    # RoPE on q and k (read+write), per token per layer; plus the embedding gather.
-    elementwise = N * (L * (10 * d + 3 * spec.d_ff + 2 * (spec.q_dim + spec.kv_dim)) + d) * nb
+    # Norms (read+write d, twice) and residual adds (read 2d write d, twice) run whole on every device;
+    # SwiGLU (read 2 d_ff, write d_ff) and RoPE on q and k (read+write) on each device's shard of heads and
+    # d_ff; per token per layer; plus the embedding gather (d written per token).
+    sharded = (3 * spec.d_ff + 2 * (spec.q_dim + spec.kv_dim)) / devices
+    elementwise = N * (L * (10 * d + sharded) + d) * nb
 
     comm = np.zeros_like(N)
     if devices > 1:
@@ -131,28 +136,54 @@ def _weight_bw(profile: DeviceProfile, rows):
     return np.where(np.asarray(rows) <= 1.0, profile.gemv_bw_bytes_per_s, profile.weight_bw_bytes_per_s)
 
 
+def linear_time(profile: DeviceProfile, kernels, weight_bytes, act_bytes, flops, rows) -> tuple:
+    """(time, memory time, compute time) of matmul kernels, e.g. one (N, K) x (K, M) op or a pass's linear group.
+
+    The group form equals the sum over its kernels because every matmul of a pass does N FLOP per weight
+    byte, so the p-norm is homogeneous (within 0.3% on Vidur's layers). Memory time is the weight shard
+    streamed once plus activations read and written; the fixed time per kernel does not shrink with the
+    shard, which is why tensor-parallel shards stream worse.
+    """
+    memory = weight_bytes / _weight_bw(profile, rows) + act_bytes / profile.act_bw_bytes_per_s
+    compute = flops / profile.matmul_flops_per_s
+    return kernels * profile.matmul_kernel_s + combine(memory, compute, profile.knee_sharpness), memory, compute
+
+
+def elementwise_time(profile: DeviceProfile, kernels, nbytes, rows):
+    """Seconds of element-wise kernels moving ``nbytes`` over ``rows`` token rows (norms, RoPE, activation, adds)."""
+    stream = nbytes / profile.elementwise_bw
+    if profile.row_bw_bytes_per_s:
+        # each token row goes to one thread block: with few rows the time is one row streamed by one block
+        per_row = nbytes / np.maximum(np.asarray(rows, dtype=float), 1.0)
+        stream = np.maximum(stream, per_row / profile.row_bw_bytes_per_s)
+    return kernels * profile.elementwise_kernel_s + stream
+
+
+def allreduce_time(profile: DeviceProfile, devices: int, calls, nbytes):
+    """Seconds of ``calls`` all-reduces moving ``nbytes`` in all over ``devices`` devices (ring form)."""
+    cost = profile.allreduce(devices)
+    # ring all-reduce: each device sends and receives 2(n-1)/n of the payload
+    return calls * cost.latency_s + nbytes * 2 * (devices - 1) / devices / cost.bus_bytes_per_s
+
+
 def group_times(work: PassWork, spec: ModelSpec, deploy: Deployment) -> dict[str, tuple]:
     """(time, memory time, compute time) per group, as broadcast arrays."""
-    profile, devices = deploy.profile, deploy.devices
+    profile, devices, L = deploy.profile, deploy.devices, spec.n_layers
     p = profile.knee_sharpness
-    lin_mem = work.linear_weight_bytes / _weight_bw(profile, work.rows) + work.linear_act_bytes / profile.act_bw_bytes_per_s
-    lin_cmp = work.linear_flops / profile.matmul_flops_per_s
+    matmuls = L * profile.matmul_kernels_per_layer + (1 if spec.fusion_params else 0)
+    linear = linear_time(profile, matmuls, work.linear_weight_bytes, work.linear_act_bytes, work.linear_flops,
+                         work.rows)
+    head = linear_time(profile, 1, work.head_weight_bytes, work.head_act_bytes, work.head_flops, work.head_rows)
     att_mem = work.attn_kv_bytes / profile.kv_bw_bytes_per_s + work.attn_act_bytes / profile.act_bw_bytes_per_s
     att_cmp = work.attn_flops / profile.attn_flops_per_s
-    head_mem = work.head_weight_bytes / _weight_bw(profile, work.head_rows) + work.head_act_bytes / profile.act_bw_bytes_per_s
-    head_cmp = work.head_flops / profile.matmul_flops_per_s
-    elem = work.elementwise_bytes / profile.act_bw_bytes_per_s
+    elem = elementwise_time(profile, L * profile.elementwise_kernels_per_layer + 1, work.elementwise_bytes, work.rows)
     zero = np.zeros_like(work.rows)
-    overhead = zero + profile.pass_overhead_s + spec.n_layers * profile.layer_overhead_s
-    comm = zero
-    if devices > 1:
-        link = profile.interconnect_bytes_per_s or profile.act_bw_bytes_per_s
-        # ring all-reduce: each device sends and receives 2(n-1)/n of the payload
-        comm = 2 * spec.n_layers * profile.allreduce_latency_s + work.comm_bytes * 2 * (devices - 1) / devices / link
+    overhead = zero + profile.pass_overhead_s + L * profile.layer_overhead_s
+    comm = allreduce_time(profile, devices, 2 * L, work.comm_bytes) + zero if devices > 1 else zero
     return {
-        "linear": (combine(lin_mem, lin_cmp, p), lin_mem, lin_cmp),
+        "linear": linear,
         "attention": (combine(att_mem, att_cmp, p), att_mem, att_cmp),
-        "lm_head": (combine(head_mem, head_cmp, p), head_mem, head_cmp),
+        "lm_head": head,
         "elementwise": (elem, elem, zero),
         "overhead": (overhead, zero, zero),
         "comm": (comm, comm, zero),
