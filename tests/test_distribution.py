@@ -57,3 +57,13 @@ def test_distribution_matches_a_monte_carlo_of_rounds_lengths_and_device(branche
     assert latency_quantile(nodes, SPREAD)[0] == pytest.approx(np.quantile(t, 0.9), rel=0.02)
     budget = float(np.quantile(t, 0.6))
     assert p_within(nodes, SPREAD, budget)[0] == pytest.approx(0.6, abs=0.03)
+
+
+def test_three_point_pricing_equals_pricing_every_node():
+    from lattts.simulator import distribution
+
+    work, deploy = setup()
+    B, G, L = np.array([1.0, 8.0, 32.0]), 3, np.array([200.0, 900.0, 3000.0])
+    r = distribution._round_nodes(work, B, G, L)
+    direct = latency_at_rounds(work, deploy, B[:, None], G, r)
+    assert distribution._at_rounds(work, deploy, B[:, None], G, r) == pytest.approx(direct, rel=1e-7)
