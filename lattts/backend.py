@@ -195,7 +195,7 @@ class GenerationResult:
 
         hist = self.accepted_histogram
         if hist and sum(hist):
-            return AcceptanceModel.from_histogram(hist, source)
+            return AcceptanceModel.from_histogram(hist, source, self.draft_len)
         if self.counts is not None and self.counts.rounds:
             return AcceptanceModel.from_mean_accepted(self.counts.mean_accepted, self.draft_len, source)
         return None
@@ -234,7 +234,9 @@ class GenerationResult:
 
     def to_json(self, with_passes: bool = False) -> dict:
         out = {
-            "outputs": [{"text": o.text, "tokens": o.length, "finished": o.finished} for o in self.outputs],
+            "outputs": [{"text": o.text, "tokens": o.length, "finished": o.finished}
+                        | ({"accepted_per_round": list(o.accepted_per_round or ())} if self.draft_len else {})
+                        for o in self.outputs],
             "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens, "draft_len": self.draft_len,
             "timing": self.timing_summary(),
         }

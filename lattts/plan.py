@@ -18,6 +18,7 @@ from lattts.models.spec import ModelSpec
 from lattts.dtypes import canonical_dtype
 from lattts.simulator.accuracy import PAPER_CURVE_NAME, AccuracyCurve, ScaledCurve, resolve_curve
 from lattts.simulator.deployment import Deployment
+from lattts.simulator.distribution import LatencySpread
 from lattts.simulator.generation import Workload, memory_required_bytes
 from lattts.simulator.profile import DeviceProfile
 from lattts.simulator.search import Prediction, SearchProblem, branch_grid
@@ -28,6 +29,10 @@ PROMPT_TOKENS_ASSUMED = 128
 PROMPT_TOKENS_ASSUMPTION = ("assumption: MATH-500 problems average 196 characters (about 55 tokens) plus chat "
                             f"template and system prompt, rounded up to {PROMPT_TOKENS_ASSUMED} tokens")
 TP_CHOICES = (1, 2, 4, 8)
+# assumption: a datasheet profile is fitted to nothing on this device, so its run-to-run spread is taken
+# wider than a calibration's (held-out per-pass error 4-11% median on the development CPU, NOTES §10)
+DATASHEET_SPREAD_SD = 0.15
+MEDIAN_ABS_TO_SD = 0.6745  # median |e| of a normal e is 0.6745 sd
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,20 @@ def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None,
     if not 0.0 <= alpha < 1.0:
         raise UserError(f"--acceptance {acceptance}: an acceptance rate must be in [0, 1)")
     return AcceptanceModel.iid(alpha, "--acceptance (given by the user)")
+
+
+def latency_spread(profile: DeviceProfile) -> LatencySpread:
+    """How far a run strays from the profile's prediction: a calibration's own held-out error (its
+    median per-pass |error|, read as the sd of a normal log error), else a stated assumption."""
+    errors = (profile.provenance or {}).get("errors") or {}
+    for key in ("heldout", "in_sample"):
+        median = (errors.get(key) or {}).get("median")
+        if isinstance(median, (int, float)) and median > 0:
+            sd = float(median) / MEDIAN_ABS_TO_SD
+            return LatencySpread(sd, f"calibration's {key.replace('_', '-')} error: median |error| {median:.1%} "
+                                     f"per pass, lognormal sd {sd:.1%}")
+    return LatencySpread(DATASHEET_SPREAD_SD, f"assumption: lognormal sd {DATASHEET_SPREAD_SD:.0%} for a "
+                                              f"{profile.kind} profile (not calibrated end to end on this device)")
 
 
 def _is_number(text: str) -> bool:
@@ -197,10 +216,24 @@ def build_plan(request: PlanRequest, detection: Detection | None = None) -> Plan
     problem = SearchProblem(
         workload=work, deployment=Deployment.on(choice.profile, dtype, n_dev), curve=curve,
         branches=branch_grid(request.max_branches), draft_lens=tuple(range(0, gamma_max + 1)),
-        lengths=tuple(request.lengths),
+        lengths=tuple(request.lengths), spread=latency_spread(choice.profile),
     )
     source = PROMPT_TOKENS_ASSUMPTION if request.prompt_tokens is None else "--prompt-tokens (given by the user)"
     return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason, prompt_tokens_source=source)
+
+
+def _acceptance_json(acc: AcceptanceModel | None, draft_lens: tuple[int, ...]) -> dict | None:
+    if acc is None:
+        return None
+    out = {"alpha": acc.alpha, "source": acc.source, "measured_positions": len(acc.conditional),
+           "extrapolated": acc.extrapolates(max(draft_lens)),
+           "draft_lens": {str(g): acc.basis(g) for g in draft_lens if g > 0}}
+    if acc.varies:
+        v = acc.variation
+        out["variation"] = {"effect_sd": v.effect_sd, "shared_fraction": v.shared_fraction, "vif": v.vif,
+                            "position_offsets": dict(zip(map(str, v.bin_starts), v.bin_offsets)),
+                            "measured_tokens": v.measured_tokens, "source": v.source}
+    return out
 
 
 def prediction_json(plan: Plan, prediction: Prediction) -> dict:
@@ -217,9 +250,11 @@ def prediction_json(plan: Plan, prediction: Prediction) -> dict:
                    "reason": plan.device_reason, "devices": deploy.devices, "devices_reason": plan.devices_reason},
         "model": work.target.name,
         "draft": work.draft.name if work.draft else None,
-        "acceptance": ({"alpha": work.acceptance.alpha, "source": work.acceptance.source,
-                        "measured_positions": len(work.acceptance.conditional),
-                        "extrapolated": work.acceptance.extrapolates(max(p.draft_lens))} if work.acceptance else None),
+        "acceptance": _acceptance_json(work.acceptance, p.draft_lens),
+        "latency_distribution": {"device_spread_sd": p.spread.sd_log, "device_spread_source": p.spread.source,
+                                 "confidence": prediction.confidence,
+                                 "chosen_by": ("mean latency within the budget" if prediction.confidence is None else
+                                               f"P(latency <= budget) >= {prediction.confidence}")},
         "curve": {"name": p.curve.name, "source": p.curve.source, "kind": p.curve.kind},
         "prompt_tokens": work.prompt_tokens,
         "prompt_tokens_source": plan.prompt_tokens_source,

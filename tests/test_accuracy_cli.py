@@ -121,12 +121,15 @@ def test_acceptance_command_and_predict_with_measured_acceptance(tmp_path):
     out = json.loads(res.stdout)
     assert out["draft_len"] == 4 and out["rounds"] == 8 and out["histogram"] == [1, 1, 1, 1, 4]
     assert out["tokens_per_round"] == pytest.approx(22 / 8 + 1) and 0 < out["alpha"] < 1
-    assert run("acceptance", path).exit_code == 0
+    table = run("acceptance", path)
+    assert table.exit_code == 0 and "weighted by rounds" in table.stdout and "mean acceptance of" not in table.stdout
+    assert [r["basis"] for r in out["per_draft_len"]][:5] == ["derived"] * 3 + ["measured", "extrapolated"]
     res = run("predict", "--budget", "60s", "--acceptance", path, "--json")
     assert res.exit_code == 0, res.output
     acc = json.loads(res.stdout)["acceptance"]
     assert str(path) in acc["source"] and acc["alpha"] == pytest.approx(out["alpha"])
     assert acc["measured_positions"] == 4 and acc["extrapolated"]  # the search runs gamma up to 8
+    assert acc["draft_lens"]["4"] == "measured" and acc["draft_lens"]["2"] == "derived" and acc["draft_lens"]["8"] == "extrapolated"
     res = run("predict", "--budget", "60s", "--acceptance", path)
     assert "extrapolated up to γ=8" in res.stdout
     res = run("predict", "--budget", "60s", "--acceptance", path, "--max-draft-len", "4", "--json")

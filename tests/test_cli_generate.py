@@ -14,7 +14,7 @@ def run(*args):
     return runner.invoke(app, ["generate", *args])
 
 
-def test_json_contract_with_random_weights():
+def test_json_contract_with_random_weights(tmp_path):
     res = run("--model", "tests/data/tiny-llama/config.json", "--prompt", "hi",
               "--branches", "2", "--max-tokens", "4", "--min-tokens", "4", "--json", "--draft", "self:2", "--draft-len", "2")
     assert res.exit_code == 0, res.output
@@ -25,6 +25,13 @@ def test_json_contract_with_random_weights():
     phases = out["timing"]["phases"]
     assert {"target:prefill", "target:verify", "draft:draft"} <= set(phases)
     assert "random weights" in out["weights"]
+    # each branch's rounds in order travel with the output, and `lattts acceptance` reads them as rounds
+    assert all(len(o["accepted_per_round"]) >= 1 for o in out["outputs"])
+    from lattts.traces.acceptance import read_acceptance
+
+    (tmp_path / "gen.json").write_text(res.stdout)
+    m = read_acceptance(tmp_path / "gen.json")
+    assert m.kind == "rounds" and list(m.histogram) == out["acceptance"]["accepted_histogram"]
 
 
 def test_smollm2_writes_sensible_text():

@@ -62,6 +62,9 @@ def test_predict_html(tmp_path):
     (["--budget", "60s", "--draft", "Llama-3.1-8B-Instruct"], "vocabularies differ"),
     (["--budget", "60s", "--draft", "self:4"], "--acceptance"),
     (["--budget", "60s", "--acceptance", "1.5"], "[0, 1)"),
+    (["--budget", "60s", "--confidence", "1.5"], "strictly between 0 and 1"),
+    (["--budget", "60s", "--confidence", "0"], "strictly between 0 and 1"),
+    (["--budget", "2s", "--confidence", "0.9"], "lower --confidence"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, text):
     res = run("predict", *args)
@@ -75,6 +78,34 @@ def test_malformed_config_path(tmp_path):
     path.write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
     res = run("predict", "--budget", "60s", "--model", str(path), "--draft", "none")
     assert res.exit_code == 2 and "num_hidden_layers" in res.output
+
+
+def test_latency_distribution_in_json_and_table():
+    out = json.loads(run("predict", "--budget", "60s", "--json").stdout)
+    points = [out["best"], *out["baselines"].values(), *out["frontier"]]
+    for p in points:
+        assert p["latency_p90_s"] > p["latency_s"] and 0 <= p["p_within_budget"] <= 1
+    # along the frontier the chance of finishing in time falls as the mean latency rises
+    within = [p["p_within_budget"] for p in out["frontier"]]
+    assert within == sorted(within, reverse=True) and within[0] > 0.99 and within[-1] < 0.01
+    dist = out["latency_distribution"]
+    assert dist["confidence"] is None and "assumption" in dist["device_spread_source"]
+    table = run("predict", "--budget", "60s").stdout
+    assert "p90" in table and "P(≤T)" in table
+
+
+def test_confidence_chooses_by_the_probability_of_meeting_the_deadline():
+    by_mean = json.loads(run("predict", "--budget", "60s", "--json").stdout)
+    sure = json.loads(run("predict", "--budget", "60s", "--confidence", "0.9", "--json").stdout)
+    assert by_mean["best"]["p_within_budget"] < 0.9  # the mean fits, but the answer is often late
+    best = sure["best"]
+    assert (best["branches"], best["draft_len"], best["max_tokens"]) != \
+        (by_mean["best"]["branches"], by_mean["best"]["draft_len"], by_mean["best"]["max_tokens"])
+    assert best["p_within_budget"] >= 0.9 and best["latency_p90_s"] <= 60.0
+    assert best["accuracy"] <= by_mean["best"]["accuracy"]
+    for key, point in sure["baselines"].items():
+        assert point is None or point["latency_p90_s"] <= 60.0, key
+    assert sure["latency_distribution"]["confidence"] == 0.9
 
 
 def test_budget_units_agree():

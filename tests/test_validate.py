@@ -39,6 +39,8 @@ def test_validate_json_contract_and_loose_accuracy(tiny_profile):
     s = out["summary"]
     assert {"median_abs_error", "p90_abs_error", "bias"} <= set(s) and s["runs"] == 4
     assert s["drift"]["min"] > 0 and "with_measured_acceptance" in s
+    assert s["coverage_p90"]["runs"] == 4 and 0 <= s["coverage_p90"]["fraction"] <= 1
+    assert all(run["predicted_p90_s"] > run["predicted_s"] for run in out["runs"])
 
 
 def test_culprit_names_the_term_that_is_off():
@@ -121,6 +123,16 @@ def test_session_reports_a_known_misprediction():
     assert s["median_abs_error"] == pytest.approx(0.2) and s["bias"] == pytest.approx(-0.2)
     # the fake spent its time outside forward passes: that is the term validation must blame
     assert all(c.culprit.startswith("per-step overhead outside forward passes") for c in session.comparisons)
+    assert s["coverage_p90"] == {"within": 0, "runs": 3, "fraction": 0.0}  # 25% late: past the 90th percentile
+
+
+def test_coverage_counts_runs_within_their_predicted_p90():
+    from lattts.validate.session import Anchor, run_grid
+
+    work, deploy = small_problem()
+    grid = [Config(1, 0, 32), Config(4, 0, 32), Config(2, 2, 32)]
+    on_time = run_grid(grid, SlowerEngine(work, deploy, 1.05), list(range(16)), work, deploy, Anchor()).summary()
+    assert on_time["coverage_p90"]["fraction"] == 1.0  # 5% over the mean is inside the golden profile's spread
 
 
 def test_decision_check_finds_a_faster_neighbour_when_the_choice_runs_late():

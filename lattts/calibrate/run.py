@@ -221,8 +221,8 @@ def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tu
                                                  transformers_sampling_per_logit)
 
     vocab, device = max(s.vocab_size for s in request.shapes), request.target.device
-    if request.engine == "lattts":
-        probe = time_engine_overhead(vocab, device)
+    if request.engine == "lattts":  # at size: the shape of the largest vocabulary, not a two-layer probe
+        probe = time_engine_overhead(vocab, device, spec=max(request.shapes, key=lambda s: (s.vocab_size, s.n_params)))
         call_s, per_logit = fit_overhead(probe, vocab)
     else:  # per logit from its sampling step alone; per call from what one branch leaves outside passes
         per_logit = transformers_sampling_per_logit(vocab, device)

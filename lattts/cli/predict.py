@@ -40,6 +40,7 @@ def predict(
     lengths: Optional[str] = typer.Option(None, "--lengths", help="Length budgets L to search, e.g. 1024,2048; default: the curve's, 4 per octave."),
     natural_lengths: Optional[Path] = typer.Option(D.natural_lengths, "--natural-lengths",
                                                    help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
+    confidence: Optional[float] = typer.Option(None, "--confidence", help="Choose by P(latency <= budget) >= this (e.g. 0.9: the 90th percentile within budget) instead of the mean."),
     frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table."),
     emit: Optional[str] = typer.Option(None, "--emit", help="Also print how to launch and call a serving engine for the answer: llama.cpp, vllm or sglang."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
@@ -64,7 +65,7 @@ def predict(
 
             raise UserError(f"--emit {emit!r}: use one of {', '.join(EMIT_ENGINES)}")
     plan = build_plan(request)
-    grid, result = run_prediction(plan.problem, budget_s)
+    grid, result = run_prediction(plan.problem, budget_s, confidence)
     emitted = _emit(emit, plan, result.best) if emit else None
     if html:
         from lattts.report.plots import frontier_figure, save_html

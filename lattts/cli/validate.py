@@ -80,6 +80,8 @@ def _print(out: dict) -> None:
     console.print(f"  profile   {out['profile']['name']}: {out['profile']['source']} — {out['profile']['reason']}", highlight=False)
     if out["acceptance_prior"]:
         console.print(f"  a-priori acceptance: {out['acceptance_prior']}", highlight=False)
+    if out.get("acceptance_variation"):
+        console.print(f"  its variation: {out['acceptance_variation']}", highlight=False)
     t = Table(title="predicted (a-priori acceptance, drift-corrected) against measured", title_justify="left")
     for col in ("config", "predicted", "measured", "error", "with measured α", "α", "rounds (pred)", "what is off"):
         t.add_column(col, justify="left" if col in ("config", "what is off") else "right")
@@ -95,6 +97,10 @@ def _print(out: dict) -> None:
                   f"bias {s['bias']:+.1%}; with measured acceptance: median {s['with_measured_acceptance']['median_abs_error']:.1%}, "
                   f"p90 {s['with_measured_acceptance']['p90_abs_error']:.1%}; without drift correction: median "
                   f"{s['without_drift_correction']['median_abs_error']:.1%}")
+    cov = s.get("coverage_p90")
+    if cov and cov["runs"]:
+        console.print(f"  coverage: {cov['within']} of {cov['runs']} runs ({cov['fraction']:.0%}) finished within their "
+                      f"predicted 90th percentile (a calibrated distribution puts about 90% there)")
     d = s.get("drift")
     if d:
         note = " [bold yellow](larger than the median error: read the errors with that in mind)[/]" if s["drift_exceeds_error"] else ""

@@ -177,6 +177,13 @@ def _speculative(work: Workload, deploy: Deployment, b, n, gamma: int):
         raise ValueError("speculative configurations need a draft and an acceptance model")
     mu = work.acceptance.tokens_per_round(gamma)
     rounds = np.array([expected_max_rounds(work.acceptance, gamma, int(round(k)), int(bb)) for bb, k in zip(b, n)])
+    tgt, drf = speculative_passes(work, deploy, b, gamma, rounds)
+    return tgt, drf, rounds, np.full_like(b, mu)
+
+
+def speculative_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds):
+    """(target, draft) seconds of ``rounds`` speculative rounds of b branches (arrays broadcast)."""
+    mu = work.acceptance.tokens_per_round(gamma)
     c0 = work.prompt_tokens + 1.0  # committed tokens at the first round (prompt + the prefill's token)
     # the target verifies [last committed, d_1..d_gamma] on top of c0 - 1 cached tokens
     tgt = sum_passes(work.target, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
@@ -186,7 +193,19 @@ def _speculative(work: Workload, deploy: Deployment, b, n, gamma: int):
     drf = sum_passes(work.draft, deploy, PassSeries(rows, 2, c0 - 2.0, mu, rounds, 1))
     for j in range(2, gamma + 1):
         drf = drf + sum_passes(work.draft, deploy, PassSeries(rows, 1, c0 + j - 2.0, mu, rounds, 1))
-    return tgt, drf * copies, rounds, np.full_like(b, mu)
+    return tgt, drf * copies
+
+
+def latency_at_rounds(work: Workload, deploy: Deployment, branches, gamma: int, rounds):
+    """Wall time of a run of B branches that takes ``rounds`` decode steps (gamma = 0) or speculative
+    rounds after its prefill (seconds; arrays broadcast, e.g. configurations x quantiles of rounds)."""
+    b = np.asarray(branches, float)
+    if gamma:
+        tgt, drf = speculative_passes(work, deploy, b, gamma, rounds)
+    else:
+        tgt, drf = sum_passes(work.target, deploy, PassSeries(b, 1, work.prompt_tokens, 1.0, rounds, 1)), 0.0
+    return _prefill(work, deploy, b, gamma > 0) + tgt + drf + sampling_time(deploy.profile, work.target.vocab_size,
+                                                                             b, gamma, rounds)
 
 
 def generation_latency(work: Workload, deploy: Deployment, branches, draft_len, max_tokens) -> LatencyBreakdown:

@@ -14,6 +14,7 @@ import numpy as np
 
 from lattts.simulator.accuracy import AccuracyCurve
 from lattts.simulator.deployment import Deployment
+from lattts.simulator.distribution import LatencySpread, latency_nodes, latency_quantile, p_within
 from lattts.simulator.generation import Workload, generation_latency, memory_required_bytes
 
 DEFAULT_BRANCHES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -40,6 +41,7 @@ class SearchProblem:
     branches: tuple[int, ...] = DEFAULT_BRANCHES
     draft_lens: tuple[int, ...] = DEFAULT_DRAFT_LENS
     lengths: tuple[int, ...] = ()  # length budgets L (tokens); empty = the curve's search grid
+    spread: LatencySpread = LatencySpread(0.0, "device spread not modelled")  # run-to-run, from the profile
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Point:
     accuracy: float
     memory_bytes: float = field(default=0.0)
     tokens_per_round: float = 1.0
+    latency_p90_s: float | None = None  # 90th percentile of the predicted latency distribution
+    p_within_budget: float | None = None  # P(latency <= the budget asked for)
 
     @property
     def config(self) -> Config:
@@ -76,6 +80,8 @@ class Point:
         d["accuracy"] = round(self.accuracy, 6)
         d["memory_bytes"] = int(self.memory_bytes)
         d["tokens_per_round"] = round(self.tokens_per_round, 4)
+        d["latency_p90_s"] = None if self.latency_p90_s is None else round(self.latency_p90_s, 6)
+        d["p_within_budget"] = None if self.p_within_budget is None else round(self.p_within_budget, 4)
         return d
 
 
@@ -91,11 +97,19 @@ class Grid:
     memory_bytes: np.ndarray
     fits: np.ndarray  # bool: within device memory
     tokens_per_round: np.ndarray
+    latency_nodes_s: np.ndarray  # (configurations, NODES): latency at quantiles of the rounds (distribution.py)
+    latency_p90_s: np.ndarray
+    spread: LatencySpread
 
-    def point(self, i: int) -> Point:
+    def p_within(self, budget_s: float) -> np.ndarray:
+        """P(latency <= budget_s) of every configuration."""
+        return p_within(self.latency_nodes_s, self.spread, budget_s)
+
+    def point(self, i: int, budget_s: float | None = None) -> Point:
+        pw = None if budget_s is None else float(p_within(self.latency_nodes_s[i:i + 1], self.spread, budget_s)[0])
         return Point(int(self.branches[i]), int(self.draft_len[i]), int(self.max_tokens[i]),
                      float(self.latency_s[i]), float(self.accuracy[i]), float(self.memory_bytes[i]),
-                     float(self.tokens_per_round[i]))
+                     float(self.tokens_per_round[i]), float(self.latency_p90_s[i]), pw)
 
     def __len__(self) -> int:
         return len(self.branches)
@@ -112,8 +126,9 @@ def evaluate_grid(problem: SearchProblem) -> Grid:
     mem = memory_required_bytes(work, deploy.dtype, B, G, L)
     fits = mem <= deploy.usable_memory_bytes
     valid = ~np.isnan(acc)
+    nodes = latency_nodes(work, deploy, B[valid], G[valid], L[valid])
     return Grid(B[valid], G[valid], L[valid], lat.total_s[valid], acc[valid], mem[valid], fits[valid],
-                lat.tokens_per_round[valid])
+                lat.tokens_per_round[valid], nodes, latency_quantile(nodes, problem.spread), problem.spread)
 
 
 def strategy_mask(grid: Grid, strategy: str) -> np.ndarray:
@@ -127,9 +142,12 @@ def strategy_mask(grid: Grid, strategy: str) -> np.ndarray:
     raise ValueError(strategy)
 
 
-def best_within(grid: Grid, budget_s: float, mask: np.ndarray | None = None) -> int | None:
-    """Index of the most accurate configuration meeting the budget (fastest among equals), or None."""
-    ok = grid.fits & (grid.latency_s <= budget_s)
+def best_within(grid: Grid, budget_s: float, mask: np.ndarray | None = None,
+                confidence: float | None = None) -> int | None:
+    """Index of the most accurate configuration meeting the budget (fastest among equals), or None.
+    Meeting it means a predicted mean latency within the budget, or with ``confidence`` a probability
+    of at least that of finishing within it (its ``confidence``-quantile of latency is within it)."""
+    ok = grid.fits & (grid.latency_s <= budget_s if confidence is None else grid.p_within(budget_s) >= confidence)
     if mask is not None:
         ok &= mask
     idx = np.flatnonzero(ok)
@@ -160,42 +178,51 @@ class Prediction:
     evaluated: int
     excluded_memory: int
     fastest_s: float  # fastest configuration that fits memory
+    confidence: float | None = None  # None: chosen by mean latency; else by P(within budget) >= confidence
 
 
-def predict(problem: SearchProblem, budget_s: float, grid: Grid | None = None) -> Prediction:
-    """The best configuration within ``budget_s``, the paper's strategies and the Pareto frontier."""
+def predict(problem: SearchProblem, budget_s: float, grid: Grid | None = None,
+            confidence: float | None = None) -> Prediction:
+    """The best configuration within ``budget_s`` (by mean latency, or with ``confidence`` by the
+    probability of finishing within it), the paper's strategies and the Pareto frontier."""
     grid = grid if grid is not None else evaluate_grid(problem)
     fitting = np.flatnonzero(grid.fits)
-    best = best_within(grid, budget_s)
+    best = best_within(grid, budget_s, confidence=confidence)
     baselines = {}
     for strategy in STRATEGIES:
-        i = best_within(grid, budget_s, strategy_mask(grid, strategy))
-        baselines[strategy] = grid.point(i) if i is not None else None
+        i = best_within(grid, budget_s, strategy_mask(grid, strategy), confidence)
+        baselines[strategy] = grid.point(i, budget_s) if i is not None else None
     frontier = fitting[pareto_frontier(grid.latency_s[fitting], grid.accuracy[fitting])] if len(fitting) else []
     return Prediction(
-        budget_s=budget_s, best=grid.point(best) if best is not None else None, baselines=baselines,
-        frontier=tuple(grid.point(int(i)) for i in frontier), evaluated=len(grid),
+        budget_s=budget_s, best=grid.point(best, budget_s) if best is not None else None, baselines=baselines,
+        frontier=tuple(grid.point(int(i), budget_s) for i in frontier), evaluated=len(grid),
         excluded_memory=int((~grid.fits).sum()),
-        fastest_s=float(grid.latency_s[fitting].min()) if len(fitting) else float("inf"),
+        fastest_s=float(grid.latency_s[fitting].min()) if len(fitting) else float("inf"), confidence=confidence,
     )
 
 
-def run_prediction(problem: SearchProblem, budget_s: float) -> tuple[Grid, Prediction]:
+def run_prediction(problem: SearchProblem, budget_s: float, confidence: float | None = None) -> tuple[Grid, Prediction]:
     """The grid and the prediction within ``budget_s``; a UserError says why when nothing answers."""
     from lattts.errors import UserError
     from lattts.units import format_duration
 
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise UserError(f"--confidence {confidence}: give a probability strictly between 0 and 1, e.g. 0.9")
     grid = evaluate_grid(problem)
     if len(grid) == 0:
         raise UserError(f"the curve {problem.curve.name} has no accuracy at the requested lengths; "
                         f"its lengths are {problem.curve.lengths}")
-    result = predict(problem, budget_s, grid)
+    result = predict(problem, budget_s, grid, confidence)
     if not grid.fits.any():
         raise UserError(f"no configuration fits in memory ({result.excluded_memory} evaluated) on "
                         f"{problem.deployment.devices}x {problem.deployment.profile.name}; "
                         f"try --devices, --dtype or a smaller model")
     if result.best is None:
         fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
+        if confidence is not None:
+            raise UserError(f"no configuration finishes within {format_duration(budget_s)} with probability "
+                            f"{confidence:.0%}: the fastest that fits memory has a 90th-percentile latency of "
+                            f"{format_duration(fastest.latency_p90_s)}; raise --budget or lower --confidence")
         raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
                         f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
                         f"L={fastest.max_tokens}); raise --budget")

@@ -203,4 +203,4 @@ def _alpha(rows: list[dict]) -> float | None:
     for r in rows:
         for a in r["accepted_per_round"]:
             hist[a] += 1
-    return AcceptanceModel.from_histogram(hist, "measured").alpha if sum(hist) else None
+    return AcceptanceModel.from_histogram(hist, "measured", gamma).alpha if sum(hist) else None

@@ -16,6 +16,7 @@ import numpy as np
 
 from lattts.backend import GenerationResult
 from lattts.simulator.deployment import Deployment
+from lattts.simulator.distribution import LatencySpread, latency_nodes, latency_quantile
 from lattts.simulator.generation import Workload, generation_latency, prefill_time, sampling_time
 from lattts.simulator.roofline import pass_time
 from lattts.simulator.search import Config
@@ -36,6 +37,7 @@ class Comparison:
     predicted_rounds: float
     terms: dict = field(default_factory=dict)  # term -> {measured_s, predicted_s}
     culprit: str | None = None
+    predicted_p90_s: float = float("inf")  # 90th percentile of the predicted latency distribution, drift-corrected
 
     @property
     def error(self) -> float:
@@ -53,7 +55,8 @@ class Comparison:
             "error_with_measured_acceptance": self.error_measured_acceptance,
             "predicted_without_drift_correction_s": self.predicted_raw_s, "drift_factor": self.drift_factor,
             "acceptance_rate": self.acceptance_rate, "rounds": self.rounds, "predicted_rounds": self.predicted_rounds,
-            "terms": self.terms, "culprit": self.culprit,
+            "terms": self.terms, "culprit": self.culprit, "predicted_p90_s": self.predicted_p90_s,
+            "within_predicted_p90": self.measured_s <= self.predicted_p90_s,
         }
 
 
@@ -108,9 +111,9 @@ TERM_NAMES = {
 
 
 def compare(config: Config, result: GenerationResult, work: Workload, deploy: Deployment,
-            drift_factor: float) -> Comparison:
+            drift_factor: float, spread: LatencySpread | None = None) -> Comparison:
     """Predictions for one live run (``work`` carries the a-priori acceptance), and which term explains
-    most of the gap."""
+    most of the gap; with ``spread``, the 90th percentile of the predicted latency distribution too."""
     B, G, L = config.branches, config.draft_len, config.max_tokens
     work = replace(work, prompt_tokens=result.prompt_tokens, natural_lengths=None)  # runs are budget-forced
     measured_acc = result.acceptance_model() if G else None
@@ -124,29 +127,34 @@ def compare(config: Config, result: GenerationResult, work: Workload, deploy: De
     if result.server:  # a server reports no passes: its own two parts, scaled like the total
         terms = {k: {"measured_s": v["measured_s"], "predicted_s": v["predicted_s"] * drift_factor}
                  for k, v in _server_terms(result, prior_lat).items()}
-        terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
-        return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor,
-                          predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
-                          drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
-                          predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s))
-
-    # term by term: measured time of each phase against the same phase predicted on the run's own passes
-    measured = _measured_terms(result)
-    per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, work, deploy).items()}
-    P = result.prompt_tokens
-    fork = float(prefill_time(work.target, deploy, B, P)) - float(pass_time(work.target, deploy, 1, P, 0, 1))
-    per_pass["prefill"] = per_pass.get("prefill", 0.0) + fork * drift_factor
-    per_pass["other"] = float(sampling_time(deploy.profile, work.target.vocab_size, B, G, result.rounds)) * drift_factor
-    terms = {k: {"measured_s": measured.get(k, 0.0), "predicted_s": per_pass.get(k, 0.0)}
-             for k in sorted(set(measured) | set(per_pass))}
+    else:
+        terms = _engine_terms(result, work, deploy, config, drift_factor)
     terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
-    growth = _kv_growth(result, work, deploy)
-    if growth:
-        terms["kv_growth"] = growth
-    return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor,
+    p90 = float("inf")
+    if spread is not None:
+        p90 = float(latency_quantile(latency_nodes(work, deploy, B, G, L), spread)[0]) * drift_factor
+    return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor, predicted_p90_s=p90,
                       predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
                       drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
                       predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s))
+
+
+def _engine_terms(result: GenerationResult, work: Workload, deploy: Deployment, config: Config,
+                  drift_factor: float) -> dict:
+    """Measured time of each phase of the engine's run against the same phase predicted on its own passes."""
+    measured = _measured_terms(result)
+    per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, work, deploy).items()}
+    P = result.prompt_tokens
+    fork = float(prefill_time(work.target, deploy, config.branches, P)) - float(pass_time(work.target, deploy, 1, P, 0, 1))
+    per_pass["prefill"] = per_pass.get("prefill", 0.0) + fork * drift_factor
+    per_pass["other"] = float(sampling_time(deploy.profile, work.target.vocab_size, config.branches, config.draft_len,
+                                            result.rounds)) * drift_factor
+    terms = {k: {"measured_s": measured.get(k, 0.0), "predicted_s": per_pass.get(k, 0.0)}
+             for k in sorted(set(measured) | set(per_pass))}
+    growth = _kv_growth(result, work, deploy)
+    if growth:
+        terms["kv_growth"] = growth
+    return terms
 
 
 def culprit(terms: dict, measured_s: float, threshold: float = 0.05) -> str | None:

@@ -22,6 +22,7 @@ from lattts.validate.subject import Subject
 
 DEFAULT_PROMPT = ("Solve the problem and put the final answer in \\boxed{}. What is the sum of the first "
                   "20 positive integers?")
+PILOT_MAX_TOKENS = 512
 DECISION_BRANCHES, DECISION_DRAFT_LEN = 16, 4  # the decision check's grid: B up to 16, gamma up to 4
 
 
@@ -95,8 +96,13 @@ def _prior(request: ValidateRequest, subject: Subject):
         return request.acceptance
     if subject.published_pairs and published_acceptance(subject.target, subject.draft):
         return None  # the plan takes the paper's rate
-    gamma = min((g for g in subject.gammas or (4,) if g), default=4)
-    return pilot_acceptance(subject.engine, subject.pilot_prompt, gamma)
+    spec = [c for c in request.configs if c.draft_len] or [Config(1, DECISION_DRAFT_LEN, 48)]
+    longest = min(max(c.max_tokens for c in spec), PILOT_MAX_TOKENS)  # measured at length: acceptance moves with it
+    if subject.gammas is None:  # any draft length: the longest, smaller ones are run-chained from it
+        gamma = max(DECISION_DRAFT_LEN, max(c.draft_len for c in spec))
+    else:  # only the draft lengths the servers were launched with
+        gamma = max(g for g in subject.gammas if g)
+    return pilot_acceptance(subject.engine, subject.pilot_prompts, longest, gamma)
 
 
 def _runnable(request: ValidateRequest, subject: Subject, on_note) -> list[Config]:
@@ -129,7 +135,9 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
                        request.seed, on_run)
     out = {**subject.describe,
            "profile": {"name": subject.profile.name, "source": subject.profile.source, "reason": subject.profile_reason},
-           "acceptance_prior": work.acceptance.source if work.acceptance else None, "prompt_tokens": len(subject.prompt),
+           "acceptance_prior": work.acceptance.source if work.acceptance else None,
+           "acceptance_variation": work.acceptance.variation.source if work.acceptance and work.acceptance.varies else None,
+           "latency_spread": plan.problem.spread.source, "prompt_tokens": len(subject.prompt),
            "skipped": [c.label() for c in request.configs if c not in configs],
            "runs": [c.to_json() for c in session.comparisons], "summary": session.summary()}
     if request.transformers and not request.servers and any(c.draft_len == 0 for c in configs):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,6 +30,7 @@ from lattts.simulator.speculative import AcceptanceModel
 from lattts.validate.live import Comparison, compare
 
 PROBE_EVERY = 4  # steps (or speculative rounds) between anchor re-timings inside a run
+PILOT_BRANCHES = 4
 T = TypeVar("T")
 
 
@@ -108,6 +109,9 @@ class Session:
         out = error_stats([c.error for c in self.comparisons])
         out["with_measured_acceptance"] = error_stats([c.error_measured_acceptance for c in self.comparisons])
         out["without_drift_correction"] = error_stats([c.predicted_raw_s / c.measured_s - 1 for c in self.comparisons])
+        within = [c.measured_s <= c.predicted_p90_s for c in self.comparisons]
+        out["coverage_p90"] = {"within": int(sum(within)), "runs": len(within),
+                               "fraction": float(np.mean(within)) if within else None}
         if self.anchors:
             a = self.anchors
             out["drift"] = {"start": a[0], "end": a[-1], "min": min(a), "max": max(a), "spread": max(a) / min(a) - 1.0}
@@ -115,17 +119,40 @@ class Session:
         return out
 
 
-def pilot_acceptance(engine: Generator, prompt: list[int], gamma: int = 4, seed: int = 12345) -> AcceptanceModel:
-    """A-priori acceptance for a pair nobody published: one short speculative run on its own seed,
-    before (and apart from) the runs it will predict."""
-    request = GenerationRequest.forced(prompt, 4, 48, seed=seed, draft_len=gamma, stop_ids=engine.stop_ids)
-    res = engine.generate(request)
-    model = res.acceptance_model(f"pilot run (4 branches x 48 tokens, gamma {gamma}, seed {seed}): "
-                                 f"alpha {res.acceptance_rate:.3f}")
-    if model is None:
-        raise UserError(f"the pilot run at gamma {gamma} drafted nothing, so no acceptance rate could be measured; "
+def pilot_acceptance(engine: Generator, prompts: list[list[int]], max_tokens: int, gamma: int = 4,
+                     seed: int = 12345) -> AcceptanceModel:
+    """A-priori acceptance for a pair nobody published: short speculative runs of 4 branches on each of
+    ``prompts`` (not the prompt validated) at the longest length validated, on their own seed, before
+    (and apart from) the runs they will predict. Their rounds in order give the model's variation:
+    between prompts, between branches, along the generation."""
+    from lattts.traces.acceptance import from_branches
+    from lattts.traces.acceptance_fit import Branch
+
+    branches, results = [], []
+    for p, prompt in enumerate(prompts):
+        request = GenerationRequest.forced(prompt, PILOT_BRANCHES, max_tokens, seed=seed + p, draft_len=gamma,
+                                           stop_ids=engine.stop_ids)
+        res = engine.generate(request)
+        results.append(res)
+        branches += [Branch(f"pilot-{p}", gamma, tuple(a + 1 for a in acc)) for acc in res.accepted_per_branch]
+    if not any(b.taus for b in branches):  # a server counts only totals: no order, no variation
+        return _pooled_pilot(results, gamma, f"pilot runs ({len(prompts)} prompts x {PILOT_BRANCHES} branches x "
+                                             f"{max_tokens} tokens, gamma {gamma}, seed {seed}; totals only)")
+    m = from_branches(branches, f"pilot runs ({len(prompts)} prompts x {PILOT_BRANCHES} branches x {max_tokens} "
+                                f"tokens, gamma {gamma}, seed {seed})")
+    model = m.model()
+    return replace(model, source=f"{m.source}: alpha {model.alpha:.3f}")
+
+
+def _pooled_pilot(results, gamma: int, source: str) -> AcceptanceModel:
+    """The i.i.d. acceptance of pilot runs whose server reports totals (accepted tokens over rounds)."""
+    rounds = sum(r.counts.rounds for r in results if r.counts)
+    if not rounds:
+        raise UserError(f"the pilot runs at gamma {gamma} drafted nothing, so no acceptance rate could be measured; "
                         f"pass --acceptance ALPHA")
-    return model
+    mean = sum(r.counts.accepted for r in results if r.counts) / rounds
+    model = AcceptanceModel.from_mean_accepted(min(mean, gamma), gamma, source)
+    return replace(model, source=f"{source}: alpha {model.alpha:.3f}")
 
 
 def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Workload, deploy: Deployment,
@@ -134,7 +161,9 @@ def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Wor
     with its prediction from ``work`` (models and a-priori acceptance) on ``deploy``."""
     if any(c.draft_len for c in grid) and work.draft is None:
         raise UserError("the grid has draft lengths above 0 but no draft: pass --draft (e.g. self:N)")
-    session = Session()
+    from lattts.plan import latency_spread
+
+    session, spread = Session(), latency_spread(deploy.profile)
 
     def run(config: Config, probe):
         request = GenerationRequest.forced(prompt, config.branches, config.max_tokens, seed=seed,
@@ -142,7 +171,7 @@ def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Wor
         return engine.generate(request, probe=probe)
 
     for config, result, factor in drift_corrected_runs(grid, anchor, run, seed, session.anchors):
-        comparison = compare(config, result, work, deploy, factor)
+        comparison = compare(config, result, work, deploy, factor, spread)
         session.comparisons.append(comparison)
         if on_run:
             on_run(comparison)

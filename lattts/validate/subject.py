@@ -12,7 +12,8 @@ from lattts.errors import UserError
 from lattts.models.spec import ModelSpec
 from lattts.simulator.profile import DeviceProfile
 
-PILOT_PROMPT = "Write a short story about a lighthouse."
+PILOT_PROMPTS = ("Write a short story about a lighthouse.", "Explain how a refrigerator keeps food cold.",
+                 "List three facts about the Moon, then explain one of them.")  # never the prompt validated
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Subject:
     draft_ref: str  # how it names the draft ('none' without one)
     dtype: str  # the plan's dtype: the engine's compute dtype, or a server's KV cache dtype
     prompt: list[int]
-    pilot_prompt: list[int]
+    pilot_prompts: list[list[int]]  # token ids of PILOT_PROMPTS (pilot acceptance runs)
     profile: DeviceProfile
     profile_reason: str
     profile_file: Path
@@ -49,7 +50,7 @@ def local_subject(request, on_note: Callable[[str], None] | None) -> Subject:
     return Subject(
         engine=engine, target=engine.spec, draft=engine.draft_spec, model_ref=request.model,
         draft_ref=request.draft if engine.draft else "none", dtype=request.dtype,
-        prompt=tok.encode(tok.chat(request.prompt)), pilot_prompt=tok.encode(tok.chat(PILOT_PROMPT)),
+        prompt=tok.encode(tok.chat(request.prompt)), pilot_prompts=[tok.encode(tok.chat(p)) for p in PILOT_PROMPTS],
         profile=prof, profile_reason=why, profile_file=prof_file, anchor=anchor, gammas=None,
         describe={"model": engine.spec.name, "weights": engine.loaded.weights,
                   "draft": request.draft if engine.draft else None, "backend": "lattts engine"},
@@ -82,7 +83,7 @@ def server_subject(request, on_note: Callable[[str], None] | None) -> Subject:
     return Subject(
         engine=pool, target=target, draft=draft, model_ref=request.model if request.model_given else first.info.model,
         draft_ref=request.draft if draft else "none", dtype=SERVER_KV_DTYPE,
-        prompt=first.tokenize(request.prompt), pilot_prompt=first.tokenize(PILOT_PROMPT), profile=prof,
+        prompt=first.tokenize(request.prompt), pilot_prompts=[first.tokenize(p) for p in PILOT_PROMPTS], profile=prof,
         profile_reason=why, profile_file=prof_file, anchor=anchor, gammas=pool.gammas,
         describe={"model": target.name, "weights": target.weight_format.source if target.weight_format else "as served",
                   "draft": request.draft if draft else None, "backend": pool.name,
