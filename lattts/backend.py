@@ -16,13 +16,14 @@ from lattts.simulator.generation import EngineSchedule
 
 # How each engine lays out the passes of B branches (from each engine's scheduler): llama.cpp's server
 # prefills the parent slot's prompt once and copies its KV to the children (a request of n samples
-# costs about one prefill, measured), but drafts slot by slot with a draft context each;
-# transformers' generate copies the prompt per sequence; lattts' engine, vLLM and SGLang prefill a
-# shared prompt once and draft for all sequences in one batch.
+# costs about one prefill, measured), drafts for all slots in one batch per draft token, and after
+# each verify pass re-runs the verify batch through the draft (tools/server/server-context.cpp and
+# common/speculative.cpp, b11549-era source read for xllamacpp 2026.10); transformers' generate
+# copies the prompt per sequence; lattts' engine, vLLM and SGLang prefill a shared prompt once.
 SCHEDULES = {
     "lattts": EngineSchedule(),
     "transformers": EngineSchedule(shared_prefill=False),
-    "llama.cpp": EngineSchedule(batched_draft=False),
+    "llama.cpp": EngineSchedule(draft_mirrors_verify=True),
     "vllm": EngineSchedule(),
     "sglang": EngineSchedule(),
 }

@@ -72,6 +72,26 @@ def test_speculative_schedule_matches_explicit_rounds():
     assert lat.draft_s[()] == pytest.approx(expected_draft, rel=1e-3)
 
 
+def test_llamacpp_schedule_mirrors_the_verify_batch_through_the_draft():
+    # llama.cpp's server (common/speculative.cpp draft-simple): per round the draft decodes the verify
+    # batch B x (gamma+1), then drafts gamma tokens from the last sampled one, (B, 1) per pass
+    from lattts.backend import schedule_of
+
+    P, L, B, gamma = 100, 200, 4, 3
+    acc = AcceptanceModel.iid(0.8, "t")
+    work = Workload(S32, P, S7, acc, schedule=schedule_of("llama.cpp"))
+    lat = generation_latency(work, H100, B, gamma, L)
+    rounds = expected_max_rounds(acc, gamma, L - 1, B)
+    mu, whole = acc.tokens_per_round(gamma), int(rounds)
+    c = [P + 1 + r * mu for r in range(whole + 1)]
+    draft = [float(pass_time(S7, H100, B, gamma + 1, c[r] - 1, gamma + 1))
+             + sum(float(pass_time(S7, H100, B, 1, c[r] - 1 + j, 1)) for j in range(gamma)) for r in range(whole + 1)]
+    expected = sum(draft[:whole]) + (rounds - whole) * draft[whole]
+    assert lat.draft_s[()] == pytest.approx(expected, rel=1e-3)
+    plain = generation_latency(Workload(S32, P, S7, acc), H100, B, gamma, L)
+    assert lat.target_s[()] == pytest.approx(plain.target_s[()], rel=1e-12)  # the verify passes are the same
+
+
 @settings(max_examples=60, deadline=None)
 @given(b=st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128]), g=st.integers(0, 8), L=st.integers(2, 8192))
 def test_latency_never_decreases_with_l_or_b(b, g, L):

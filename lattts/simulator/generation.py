@@ -98,14 +98,15 @@ class EngineSchedule:
     """How an engine lays out the passes of B branches (facts about the engine, not the device).
 
     ``shared_prefill`` False prefills the prompt once per branch (B x P tokens in one pass), as
-    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``, llama.cpp's
-    child slots). ``batched_draft`` False runs the draft for one sequence at a time (llama.cpp's
-    server gives every slot its own draft context), so a round costs B x gamma draft passes of one row;
-    the verify pass of all branches is one batch either way.
+    engines do that copy the prompt per sequence (transformers' ``num_return_sequences``).
+    ``draft_mirrors_verify`` True: after every verify pass the draft model decodes the same
+    B x (gamma+1) rows, which keeps its KV cache in step with the target's (llama.cpp's server,
+    common/speculative.cpp's draft-simple ``process``); a round's own draft passes then start from
+    the last sampled token alone. Draft passes of all branches are one batch in every engine here.
     """
 
     shared_prefill: bool = True
-    batched_draft: bool = True
+    draft_mirrors_verify: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,13 +188,17 @@ def speculative_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds
     c0 = work.prompt_tokens + 1.0  # committed tokens at the first round (prompt + the prefill's token)
     # the target verifies [last committed, d_1..d_gamma] on top of c0 - 1 cached tokens
     tgt = sum_passes(work.target, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
-    # the draft's first pass reads the last two committed tokens, then one token per pass; an engine
-    # that drafts one sequence at a time runs B of them of one row each
-    rows, copies = (b, 1.0) if work.schedule.batched_draft else (np.ones_like(b), b)
-    drf = sum_passes(work.draft, deploy, PassSeries(rows, 2, c0 - 2.0, mu, rounds, 1))
-    for j in range(2, gamma + 1):
-        drf = drf + sum_passes(work.draft, deploy, PassSeries(rows, 1, c0 + j - 2.0, mu, rounds, 1))
-    return tgt, drf * copies
+    if work.schedule.draft_mirrors_verify:
+        # the draft decodes the verify batch too, then drafts from the last sampled token: (B, 1) passes
+        # on c0-1, c0, ..., c0+gamma-2 cached tokens
+        drf = sum_passes(work.draft, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
+        first = PassSeries(b, 1, c0 - 1.0, mu, rounds, 1)
+    else:  # the draft's first pass reads the last two committed tokens (its cache lags one behind)
+        drf, first = 0.0, PassSeries(b, 2, c0 - 2.0, mu, rounds, 1)
+    drf = drf + sum_passes(work.draft, deploy, first)
+    for j in range(2, gamma + 1):  # then one new token per pass
+        drf = drf + sum_passes(work.draft, deploy, PassSeries(b, 1, c0 + j - 2.0, mu, rounds, 1))
+    return tgt, drf
 
 
 def latency_at_rounds(work: Workload, deploy: Deployment, branches, gamma: int, rounds):
