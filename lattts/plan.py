@@ -16,12 +16,13 @@ from lattts.hardware.choose import DeviceChoice, Detection, choose_profile
 from lattts.models.registry import published_acceptance, resolve_draft, resolve_model
 from lattts.models.spec import ModelSpec
 from lattts.dtypes import canonical_dtype
-from lattts.simulator.accuracy import PAPER_CURVE_NAME, AccuracyCurve, ScaledCurve, resolve_curve
+from lattts.simulator.accuracy import (PAPER_CURVE_NAME, PAPER_MODEL, AccuracyCurve, ScaledCurve, accuracy_basis,
+                                       paper_table1, resolve_curve)
 from lattts.simulator.deployment import Deployment
 from lattts.simulator.distribution import LatencySpread
-from lattts.simulator.generation import Workload, memory_required_bytes
+from lattts.simulator.generation import Workload, generation_latency, memory_required_bytes
 from lattts.simulator.profile import DeviceProfile
-from lattts.simulator.search import Prediction, SearchProblem, branch_grid
+from lattts.simulator.search import Point, Prediction, SearchProblem, branch_grid
 from lattts.simulator.speculative import AcceptanceModel
 from lattts.units import format_bytes
 
@@ -33,6 +34,8 @@ TP_CHOICES = (1, 2, 4, 8)
 # wider than a calibration's (held-out per-pass error 4-11% median on the development CPU, NOTES §10)
 DATASHEET_SPREAD_SD = 0.15
 MEDIAN_ABS_TO_SD = 0.6745  # median |e| of a normal e is 0.6745 sd
+DEFAULT_CURVE = PAPER_CURVE_NAME  # the accuracy curve when none is given: evidence about s1.1-32B only
+PAPER_CHECK_TOKENS = 4096  # the paper's Table 1 baseline at this L is set beside lattts' prediction of it
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class PlanRequest:
 
     ``draft`` None (or 'none') means no speculation; ``acceptance`` is an alpha in [0, 1), a
     measured acceptance file, or an AcceptanceModel already measured (validate's pilot run);
-    default: the paper's rate for the pair; ``prompt_tokens`` None means
+    default: the paper's rate for the pair; ``curve`` None means ``DEFAULT_CURVE``, which for any
+    other model than its own stands in, marked as such; ``prompt_tokens`` None means
     the assumed MATH-500 prompt (``PROMPT_TOKENS_ASSUMED``); ``lengths`` empty means the curve's own
     search grid; ``length_scale`` > 1 reads the curve at L * scale (validate's short live runs).
     """
@@ -49,7 +53,7 @@ class PlanRequest:
     model: str = "s1.1-32B"
     draft: str | None = "s1.1-7B"
     acceptance: str | AcceptanceModel | None = None
-    curve: str = PAPER_CURVE_NAME
+    curve: str | None = None
     device: str | None = None
     profile_file: str | None = None
     devices: str = "auto"
@@ -63,6 +67,33 @@ class PlanRequest:
 
 
 @dataclass(frozen=True)
+class CurveUse:
+    """Whose evidence the accuracy curve is: the target's own, another model's standing in for it, or
+    not recorded (``stand_in`` None); ``chosen`` says whether the user named the curve."""
+
+    model: str | None
+    stand_in: bool | None
+    chosen: bool
+    note: str
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "stand_in": self.stand_in, "chosen": self.chosen, "note": self.note}
+
+
+@dataclass(frozen=True)
+class LatencyBasis:
+    """What the absolute latencies rest on: a calibration of this device, or (``assumes``) a profile's
+    stated rates; ``paper_check`` sets the paper's measured baseline beside lattts' prediction of it."""
+
+    calibrated: bool
+    assumes: str | None
+    paper_check: dict | None
+
+    def to_json(self) -> dict:
+        return {"calibrated": self.calibrated, "assumes": self.assumes, "paper_check": self.paper_check}
+
+
+@dataclass(frozen=True)
 class Plan:
     """A SearchProblem plus where each of its inputs comes from."""
 
@@ -70,6 +101,8 @@ class Plan:
     device_reason: str
     devices_reason: str
     prompt_tokens_source: str
+    curve_use: CurveUse | None = None
+    latency_basis: LatencyBasis | None = None
 
 
 def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None,
@@ -143,6 +176,44 @@ def resolve_any_curve(curve: str) -> AccuracyCurve:
                     f"({', '.join(names)}) and no such trace file")
 
 
+def _same_model(name: str, target: ModelSpec) -> bool:
+    """Whether a curve's model ``name`` (a catalogue name or alias, or free text) is ``target``."""
+    from lattts.models.registry import find_entry
+
+    entry = find_entry(name)
+    return (entry.name if entry else name).strip().lower() == target.name.strip().lower()
+
+
+def curve_use(curve: AccuracyCurve, target: ModelSpec, chosen: bool) -> CurveUse:
+    """Whether ``curve`` is evidence about ``target``; a curve of another model is a stand-in, said so."""
+    if curve.model is None:
+        return CurveUse(None, None, chosen, f"the curve does not record its model; lattts cannot check that it "
+                                            f"measures {target.name}")
+    if _same_model(curve.model, target):
+        return CurveUse(curve.model, False, chosen, f"the curve of {target.name} itself")
+    note = f"stand-in: the curve of {curve.model}, not of {target.name}"
+    if not chosen:
+        note += (f"; no --curve was given, so the default stands in (pass --curve NAME or a traces FILE, see "
+                 f"`lattts curves`, or --curve {DEFAULT_CURVE} to choose this one)")
+    return CurveUse(curve.model, True, chosen, note)
+
+
+def latency_basis(work: Workload, deploy: Deployment) -> LatencyBasis:
+    """What the absolute latencies assume; for the paper's model, its Table 1 baseline at
+    ``PAPER_CHECK_TOKENS`` beside lattts' prediction of the same configuration on this deployment."""
+    from lattts.hardware.profiles import absolute_assumptions
+
+    check = None
+    if work.target.name == PAPER_MODEL:
+        row = next(r for r in paper_table1() if r["strategy"] == "baseline" and int(r["max_tokens"]) == PAPER_CHECK_TOKENS)
+        forced = replace(work, natural_lengths=None)  # the paper's runs are budget-forced
+        predicted = float(generation_latency(forced, deploy, 1, 0, PAPER_CHECK_TOKENS).total_s)
+        check = {"branches": 1, "draft_len": 0, "max_tokens": PAPER_CHECK_TOKENS,
+                 "paper_latency_s": float(row["latency_s"]), "predicted_latency_s": round(predicted, 6),
+                 "source": "paper (arXiv 2505.19634) Table 1, baseline; its hardware and engine are not named"}
+    return LatencyBasis(deploy.profile.kind == "calibrated", absolute_assumptions(deploy.profile), check)
+
+
 def choose_devices(requested: str, profile: DeviceProfile, need_bytes: float, what: str) -> tuple[int, str]:
     """Tensor-parallel device count: a number, or 'auto' = the fewest (1, 2, 4, 8) that hold ``need_bytes``."""
     if requested != "auto":
@@ -195,7 +266,7 @@ def build_plan(request: PlanRequest, detection: Detection | None = None) -> Plan
     _check(request)
     prompt_tokens = request.prompt_tokens or PROMPT_TOKENS_ASSUMED
     work = _workload(request, prompt_tokens)
-    curve = resolve_any_curve(request.curve)
+    curve = resolve_any_curve(request.curve or DEFAULT_CURVE)
     if request.length_scale != 1.0:
         curve = ScaledCurve(curve, request.length_scale)
     dtype = canonical_dtype(request.dtype) if request.dtype else None
@@ -219,7 +290,19 @@ def build_plan(request: PlanRequest, detection: Detection | None = None) -> Plan
         lengths=tuple(request.lengths), spread=latency_spread(choice.profile),
     )
     source = PROMPT_TOKENS_ASSUMPTION if request.prompt_tokens is None else "--prompt-tokens (given by the user)"
-    return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason, prompt_tokens_source=source)
+    return Plan(problem=problem, device_reason=choice.reason, devices_reason=dev_reason, prompt_tokens_source=source,
+                curve_use=curve_use(curve, work.target, chosen=request.curve is not None),
+                latency_basis=latency_basis(work, problem.deployment))
+
+
+def point_json(plan: Plan, point: Point | None) -> dict | None:
+    """One configuration of `predict --json`, with the basis of its accuracy and whose curve it is."""
+    if point is None:
+        return None
+    curve, use = plan.problem.curve, plan.curve_use
+    basis = accuracy_basis(curve, point.branches, point.max_tokens).to_json()
+    basis |= {"curve": curve.name, "curve_model": curve.model, "stand_in": use.stand_in if use else None}
+    return point.to_json() | {"accuracy_basis": basis}
 
 
 def _acceptance_json(acc: AcceptanceModel | None, draft_lens: tuple[int, ...]) -> dict | None:
@@ -242,8 +325,13 @@ def prediction_json(plan: Plan, prediction: Prediction) -> dict:
     work, deploy = p.workload, p.deployment
 
     def point(x):
-        return x.to_json() if x is not None else None
+        return point_json(plan, x)
 
+    curve = {"name": p.curve.name, "source": p.curve.source, "kind": p.curve.kind, "model": p.curve.model,
+             "lengths": list(p.curve.lengths) if p.curve.lengths else None,
+             "branches": {"min": p.curve.branch_range[0], "max": p.curve.branch_range[1]}}
+    if plan.curve_use:
+        curve |= {"stand_in": plan.curve_use.stand_in, "chosen": plan.curve_use.chosen, "note": plan.curve_use.note}
     return {
         "budget_s": prediction.budget_s,
         "device": {"name": deploy.profile.name, "source": deploy.profile.source, "kind": deploy.profile.kind,
@@ -255,7 +343,8 @@ def prediction_json(plan: Plan, prediction: Prediction) -> dict:
                                  "confidence": prediction.confidence,
                                  "chosen_by": ("mean latency within the budget" if prediction.confidence is None else
                                                f"P(latency <= budget) >= {prediction.confidence}")},
-        "curve": {"name": p.curve.name, "source": p.curve.source, "kind": p.curve.kind},
+        "curve": curve,
+        "latency_basis": plan.latency_basis.to_json() if plan.latency_basis else None,
         "prompt_tokens": work.prompt_tokens,
         "prompt_tokens_source": plan.prompt_tokens_source,
         "lengths": work.natural_lengths.source if work.natural_lengths else "budget forcing: every branch runs to L",

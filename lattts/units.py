@@ -35,20 +35,55 @@ def parse_duration_s(text: str) -> float:
     return seconds
 
 
+_DURATION_SCALE_S = {"µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def duration_unit(seconds: float) -> str:
+    """The unit ``format_duration`` writes ``seconds`` in; a table column takes its largest value's,
+    so the whole column reads in one unit."""
+    seconds = _three_digits(seconds) if math.isfinite(seconds) else seconds  # 999.6 ms is '1 s'
+    if seconds < 1e-3:
+        return "µs"
+    if seconds < 1.0:
+        return "ms"
+    if seconds < 120.0:
+        return "s"
+    if seconds < 7200.0:
+        return "min"
+    return "h"
+
+
+def column_unit(max_seconds: float) -> str:
+    """One unit for a table column of durations, from its largest value: the finest of ms, s, min, h
+    in which that value has at most three digits before the point (a column up to 999 s reads in s)."""
+    if not math.isfinite(max_seconds) or max_seconds < 1e-3:
+        return "µs" if math.isfinite(max_seconds) else "s"
+    for unit in ("ms", "s", "min"):
+        if _three_digits(max_seconds) / _DURATION_SCALE_S[unit] < 1000:
+            return unit
+    return "h"
+
+
+def format_duration_in(seconds: float, unit: str, trailing_zeros: bool = False) -> str:
+    """``seconds`` as a number in ``unit`` (a ``duration_unit`` or ``column_unit``), three significant
+    digits, no unit written: '0.182' for 10.9 s in min; with ``trailing_zeros`` '57.0', not '57' (a column)."""
+    if not math.isfinite(seconds):
+        return "inf"
+    value = _three_digits(seconds) / _DURATION_SCALE_S[unit]
+    if unit == "µs":
+        return f"{value:.0f}"
+    text = f"{value:#.3g}" if trailing_zeros else f"{value:.3g}"
+    if "e" in text:  # very large or very small for the unit: plain digits, still three significant
+        text = f"{float(text):.{max(0, 2 - math.floor(math.log10(abs(value))))}f}" if value else "0"
+    return text.rstrip(".")
+
+
 def format_duration(seconds: float) -> str:
     """'850 ms', '12.3 s', '4.2 min' for a duration in seconds."""
     if not math.isfinite(seconds):
         return "inf"
-    seconds = _three_digits(seconds)  # 999.6 ms is '1 s', not '1e+03 ms'
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.0f} µs"
-    if seconds < 1.0:
-        return f"{seconds * 1e3:.3g} ms"
-    if seconds < 120.0:
-        return f"{seconds:.3g} s"
-    if seconds < 7200.0:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"
+    unit = duration_unit(seconds)
+    return f"{format_duration_in(seconds, unit)} {unit}"
 
 
 def _three_digits(x: float) -> float:

@@ -5,7 +5,9 @@ numbers must say why and regenerate them: `python tests/test_golden.py --regener
 Pinned on 2026-12-01 before the structure refactor of issue 11 (request objects, thin CLI), which
 must leave every number unchanged. Regenerated for issue 13 (the H100 profile fitted to Vidur's kernel
 timings): at 10 s nothing the paper curve covers fits any more (the fastest, B=1 gamma=3 L=1024, takes
-10.9 s), so that case pins the refusal. Fields that describe the machine rather than the prediction
+10.9 s), so that case pins the refusal. Regenerated for issue 15 with every earlier value unchanged: only
+fields were added (`accuracy_basis` on every point, the curve's model, lengths, branch range and stand-in
+status, `latency_basis`). Fields that describe the machine rather than the prediction
 (the device-choice reason, which names what NVML said) are left out; the repository path is
 replaced by '<repo>' so the files hold on any clone.
 """

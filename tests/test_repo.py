@@ -55,3 +55,17 @@ def test_help_text_quotes_the_defaults_it_uses():
 
     assert f"default: {PROMPT_TOKENS_ASSUMED}" in help_of("predict")
     assert ", ".join(CPU_SHAPES) in help_of("calibrate")
+
+
+def test_readme_cpu_example_names_the_calibration_its_answer_comes_from():
+    import json
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "Its answer depends on the calibration the first line saved" in text
+    quoted = re.search(r"With the calibration of .*?\(`([^`]+)`.*?\) it answers B=(\d+), γ=(\d+)", text)
+    assert quoted, "the CPU example should quote its answer with the calibration behind it"
+    from tests.test_golden import CPU_PROFILE
+
+    assert quoted.group(1) == CPU_PROFILE
+    best = json.loads((ROOT / "tests" / "data" / "golden" / "cpu-smollm2-10min.json").read_text())["best"]
+    assert (best["branches"], best["draft_len"]) == (int(quoted.group(2)), int(quoted.group(3)))

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from lattts.cli.common import console, handle_errors, print_json
-from lattts.plan import PROMPT_TOKENS_ASSUMED, PlanRequest
+from lattts.cli.common import console, err_console, handle_errors, print_json
+from lattts.plan import DEFAULT_CURVE, PROMPT_TOKENS_ASSUMED, PlanRequest
 from lattts.report.tables import prediction_tables
 from lattts.units import format_duration, parse_duration_s, parse_int_list
 
@@ -27,7 +27,9 @@ def predict(
     draft: str = typer.Option(D.draft, "--draft", "-d", help="Draft model, 'self:N' (first N target layers), or 'none'."),
     acceptance: Optional[str] = typer.Option(D.acceptance, "--acceptance", "-a",
                                              help="Acceptance rate alpha, or a measured acceptance file; default: the paper's rate for the pair."),
-    curve: str = typer.Option(D.curve, "--curve", "-c", help="Accuracy curve: a name (`lattts curves`) or a traces file."),
+    curve: Optional[str] = typer.Option(D.curve, "--curve", "-c",
+                                        help=f"Accuracy curve: a name (`lattts curves`) or a traces file; default: "
+                                             f"{DEFAULT_CURVE}, which stands in (marked) for any other model."),
     device: Optional[str] = typer.Option(D.device, "--device", help="Device table key (`lattts hardware`) or 'cpu'; default: detected."),
     profile: Optional[Path] = typer.Option(D.profile_file, "--profile", help="Calibrated device profile JSON (from `lattts calibrate`)."),
     devices: str = typer.Option(D.devices, "--devices", help="Tensor-parallel device count, or 'auto' (fewest that hold the weights)."),
@@ -41,7 +43,7 @@ def predict(
     natural_lengths: Optional[Path] = typer.Option(D.natural_lengths, "--natural-lengths",
                                                    help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
     confidence: Optional[float] = typer.Option(None, "--confidence", help="Choose by P(latency <= budget) >= this (e.g. 0.9: the 90th percentile within budget) instead of the mean."),
-    frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table."),
+    frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table, around the budget and the answer."),
     emit: Optional[str] = typer.Option(None, "--emit", help="Also print how to launch and call a serving engine for the answer: llama.cpp, vllm or sglang."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive frontier chart to this HTML file."),
@@ -65,6 +67,8 @@ def predict(
 
             raise UserError(f"--emit {emit!r}: use one of {', '.join(EMIT_ENGINES)}")
     plan = build_plan(request)
+    if plan.curve_use.stand_in and not plan.curve_use.chosen:
+        err_console.print(f"[yellow]warning:[/] accuracy {plan.curve_use.note}", highlight=False, soft_wrap=True)
     grid, result = run_prediction(plan.problem, budget_s, confidence)
     emitted = _emit(emit, plan, result.best) if emit else None
     if html:
@@ -72,6 +76,8 @@ def predict(
 
         p = plan.problem
         title = f"{p.workload.target.name} on {p.deployment.devices}x {p.deployment.profile.name}: budget {format_duration(budget_s)}"
+        if plan.curve_use.stand_in:
+            title += f" (accuracy: stand-in curve of {p.curve.model})"
         save_html(frontier_figure(grid, result, title, budget_s), html)
     if json_out:
         out = prediction_json(plan, result)

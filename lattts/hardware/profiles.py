@@ -128,6 +128,30 @@ def profile_basis(profile: DeviceProfile) -> str:
     return f"datasheet x lattts default efficiencies ({BANDWIDTH_EFFICIENCY:.0%} bandwidth, {MATMUL_EFFICIENCY:.0%} matmul)"
 
 
+def absolute_assumptions(profile: DeviceProfile) -> str | None:
+    """What absolute latencies priced on ``profile`` assume when no calibration on the device stands
+    behind them: its basis and effective rates against the datasheet's. None for a calibrated profile."""
+    from lattts.units import format_duration, format_rate
+
+    if profile.kind == "calibrated":
+        return None
+    try:
+        spec = find_device(profile.device_key)
+    except UserError:
+        spec = None
+    bw = spec.mem_bw_bytes_per_s if spec else None
+    peak = spec.flops_for(profile.dtype) if spec else None
+    rates = [f"weights streamed at {format_rate(profile.weight_bw_bytes_per_s, 'B')}"
+             + (f" ({profile.weight_bw_bytes_per_s / bw:.0%} of the datasheet's {format_rate(bw, 'B')})" if bw else ""),
+             f"matmuls at {format_rate(profile.matmul_flops_per_s, 'FLOP')}"
+             + (f" ({profile.matmul_flops_per_s / peak:.0%} of {profile.dtype} peak)" if peak else "")]
+    if peak:
+        rates.append(f"attention at {profile.attn_flops_per_s / peak:.0%} of peak")
+    rates.append(f"{format_duration(profile.pass_overhead_s)} fixed per pass")
+    return (f"{profile.name} profile, {profile_basis(profile)}: {', '.join(rates)}; an ideal engine at these rates "
+            f"(no scheduler, queueing, tokenizer or network time), not calibrated end to end on this hardware")
+
+
 def load_profile(path: str | Path) -> DeviceProfile:
     """Read a profile JSON; a missing, corrupted or foreign file raises a UserError naming it."""
     path = Path(path)

@@ -1,8 +1,11 @@
 """Accuracy curves accuracy(B, L) with provenance, and the embedded paper-fitted default.
 
 Every curve answers ``accuracy(branches, max_tokens)`` (fractions; NaN outside what it can
-answer), says where its numbers come from, and lists the lengths it measured. Between measured
-lengths it interpolates linearly in log2(L); outside them it refuses (NaN), never extrapolates.
+answer), says where its numbers come from and for which model, and lists the lengths and branch
+counts its evidence covers. Between measured lengths it interpolates linearly in log2(L); outside
+them it refuses (NaN), never extrapolates in L. ``accuracy_basis`` says of any (B, L) whether it
+was measured or fitted there, interpolated in L, or extrapolated in B (a fitted model answers B
+beyond the branch counts it was fitted at; a measured curve does not).
 
 The default curve is fitted to the paper's published s1.1-32B MATH-500 summary (Table 1): at
 each budget L the single-sample success p of a problem is modelled as Beta(mean = acc(1, L),
@@ -29,15 +32,21 @@ PAPER_SOURCE = ("fitted to published summary: Wang et al. 2025, 'Faster and Bett
                 "Test-Time Scaling', Table 1 (s1.1-32B, MATH-500), B=16 from Appendix A.2")
 PAPER_FIT_BRANCHES = 16
 PAPER_CURVE_NAME = "s1.1-32b-math500-paper"
+PAPER_MODEL = "s1.1-32B"  # whose answers Table 1 reports
+BASES = ("measured", "fitted", "extrapolated-B", "interpolated-L")
 
 
 class AccuracyCurve(Protocol):
     name: str
     source: str
     kind: str  # 'fitted' or 'measured'
+    model: str | None  # the model whose answers the curve measures or is fitted to; None: not recorded
 
     @property
     def lengths(self) -> tuple[int, ...] | None: ...  # measured L values; None for a single-budget curve
+
+    @property
+    def branch_range(self) -> tuple[int, int]: ...  # (smallest, largest) B measured or fitted at
 
     def accuracy(self, branches, max_tokens) -> np.ndarray: ...
 
@@ -113,11 +122,17 @@ class BetaMajorityCurve:
     means: tuple[float, ...]
     concentrations: tuple[float, ...]
     fitted_branches: int
+    model: str | None = None
     kind: str = "fitted"
 
     @property
     def lengths(self) -> tuple[int, ...]:
         return self.measured_lengths
+
+    @property
+    def branch_range(self) -> tuple[int, int]:
+        """B = 1 (the means) and B = ``fitted_branches`` (the concentrations); larger B is the model's extrapolation."""
+        return 1, self.fitted_branches
 
     def at_lengths(self, branches: int) -> np.ndarray:
         return np.array([majority_accuracy_beta(m, k, branches) for m, k in zip(self.means, self.concentrations)])
@@ -151,7 +166,7 @@ def paper_curve() -> BetaMajorityCurve:
     ks = tuple(fit_concentration(base[L], best[L], PAPER_FIT_BRANCHES) for L in lengths)
     return BetaMajorityCurve(name=PAPER_CURVE_NAME, source=PAPER_SOURCE, measured_lengths=lengths,
                              means=tuple(base[L] for L in lengths), concentrations=ks,
-                             fitted_branches=PAPER_FIT_BRANCHES)
+                             fitted_branches=PAPER_FIT_BRANCHES, model=PAPER_MODEL)
 
 
 @dataclass(frozen=True)
@@ -173,6 +188,14 @@ class ScaledCurve:
                 f"between branches and length falls where this machine can run it ({self.base.source})")
 
     @property
+    def model(self) -> str | None:
+        return self.base.model
+
+    @property
+    def branch_range(self) -> tuple[int, int]:
+        return self.base.branch_range
+
+    @property
     def lengths(self) -> tuple[int, ...] | None:
         b = self.base.lengths
         return None if b is None else tuple(max(1, round(x / self.length_scale)) for x in b)
@@ -182,6 +205,32 @@ class ScaledCurve:
 
     def search_lengths(self, steps_per_octave: int = 4) -> list[int]:
         return sorted({max(1, round(x / self.length_scale)) for x in self.base.search_lengths(steps_per_octave)})
+
+
+@dataclass(frozen=True)
+class AccuracyBasis:
+    """What an accuracy at one (B, L) rests on. ``basis`` is the weakest that applies: extrapolated-B
+    (B outside the branch counts measured or fitted at), else interpolated-L (L between measured
+    lengths), else the curve's own kind (measured or fitted); both flags are kept."""
+
+    basis: str  # one of BASES
+    extrapolated_b: bool
+    interpolated_l: bool
+
+    def to_json(self) -> dict:
+        return {"basis": self.basis, "extrapolated_B": self.extrapolated_b, "interpolated_L": self.interpolated_l}
+
+
+def accuracy_basis(curve: AccuracyCurve, branches: int, max_tokens: int) -> AccuracyBasis:
+    """The basis of ``curve``'s accuracy at (B, L), by the same rules as ``lattts accuracy``: B beyond
+    what was measured (or fitted) is extrapolated, L strictly between measured lengths interpolated."""
+    lo, hi = curve.branch_range
+    extrapolated = not lo <= int(branches) <= hi
+    lengths = curve.lengths
+    interpolated = bool(lengths) and lengths[0] < max_tokens < lengths[-1] and int(max_tokens) not in lengths
+    kind = curve.base.kind if isinstance(curve, ScaledCurve) else curve.kind
+    basis = "extrapolated-B" if extrapolated else "interpolated-L" if interpolated else kind
+    return AccuracyBasis(basis, extrapolated, interpolated)
 
 
 BUILTIN_CURVES = {PAPER_CURVE_NAME: paper_curve}

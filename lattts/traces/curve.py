@@ -149,10 +149,12 @@ class MeasuredCurve:
     source: str
     answers: AnswerSets
     full_tokens: int | None = None
+    model: str | None = None  # whose samples these are; None: the file does not say
     kind: str = "measured"
 
     @classmethod
-    def from_traces(cls, traces: Traces, name: str | None = None, source: str | None = None) -> "MeasuredCurve":
+    def from_traces(cls, traces: Traces, name: str | None = None, source: str | None = None,
+                    model: str | None = None) -> "MeasuredCurve":
         answers = group_answers(traces)
         full = traces.longest_tokens if answers.lengths is None else None
         n_min, n_max = answers.min_samples, answers.max_samples
@@ -163,7 +165,7 @@ class MeasuredCurve:
             text += (f"; single budget: answers at L >= {full} tokens (its longest sample"
                      f"{', approximate' if traces.tokens_approximate else ''})" if full else
                      "; single budget without token counts: answers at the L given with --lengths")
-        return cls(name=name or traces.path, source=text, answers=answers, full_tokens=full)
+        return cls(name=name or traces.path, source=text, answers=answers, full_tokens=full, model=model)
 
     @property
     def lengths(self) -> tuple[int, ...] | None:
@@ -173,6 +175,10 @@ class MeasuredCurve:
     def max_branches(self) -> int:
         """The largest B answered (exactly): the fewest samples any problem has at any budget."""
         return self.answers.min_samples
+
+    @property
+    def branch_range(self) -> tuple[int, int]:
+        return 1, self.max_branches
 
     def at_lengths(self, branches: int) -> np.ndarray:
         """Mean majority-vote accuracy at each measured budget (one entry if single-budget)."""
@@ -210,11 +216,13 @@ class EmbeddedCurve:
     name: str
     file: str
     provenance: str  # repo@commit:path (licence) of the raw traces
+    model: str  # whose samples, as far as the source says
 
 
 EMBEDDED = {
     "qwen2.5-math-math100-n8": EmbeddedCurve(
         name="qwen2.5-math-math100-n8", file="qwen2.5-math-math100-n8.jsonl",
+        model="Qwen2.5-Math-Instruct (size not recorded)",
         provenance="QwenLM/Qwen2.5-Math@a45202b:evaluation/data/eval_rm_maj_example/math_cot_100.jsonl (MIT), "
                    "100 MATH problems x 8 sampled answers of a Qwen2.5-Math instruct model"),
 }
@@ -229,12 +237,17 @@ def embedded_curve(name: str) -> MeasuredCurve:
     ref = resources.files("lattts").joinpath("data", "curves", entry.file)
     with resources.as_file(ref) as path:
         traces = load_traces(path)
-    return MeasuredCurve.from_traces(traces, name=entry.name,
+    return MeasuredCurve.from_traces(traces, name=entry.name, model=entry.model,
                                      source=f"{entry.provenance}, converted to lattts traces ({entry.file})")
 
 
 def load_curve(path: str) -> MeasuredCurve:
-    """A measured curve from a trace file (any format ``load_traces`` reads); its name is the path."""
+    """A measured curve from a trace file (any format ``load_traces`` reads); its name is the path, its
+    model the one ``lattts measure`` recorded beside it (``<file>.run.json``), else unknown."""
+    from lattts.traces.journal import run_info
     from lattts.traces.readers import load_traces
 
-    return MeasuredCurve.from_traces(load_traces(path))
+    info = run_info(path)
+    config = info.get("config") if isinstance(info, dict) else None
+    model = config.get("model") if isinstance(config, dict) else None
+    return MeasuredCurve.from_traces(load_traces(path), model=model if isinstance(model, str) and model else None)
