@@ -18,8 +18,9 @@ ATTAINED = Axis("attained (FLOP/s)", log=True, si=True)
 
 
 def save_html(fig: Any, path: str | Path) -> Path:
-    """Write a standalone interactive HTML file atomically (plotly.js inlined, works offline)."""
-    return write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    """Write a standalone interactive HTML file atomically (plotly.js inlined, works offline), into a
+    folder that exists (the CLI checks ``path`` with ``check_output_file`` before any work)."""
+    return write_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True), make_parents=False)
 
 
 def frontier_figure(grid, prediction, title: str, budget_s: float | None = None):
