@@ -18,9 +18,10 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
 def find_chromium() -> str | None:
-    """The browser binary: $CHROMIUM if set, else the first of the usual names on PATH."""
+    """The browser binary: $CHROMIUM if set (None when it is not there), else the first of the usual
+    names on PATH."""
     if os.environ.get("CHROMIUM"):
-        return os.environ["CHROMIUM"]
+        return shutil.which(os.environ["CHROMIUM"])
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
@@ -32,38 +33,46 @@ class Browser:
 
         self.timeout_s = timeout_s
         self._profile = tempfile.mkdtemp(prefix="lattts-chromium-")
-        self._proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-             "--no-first-run", "--no-default-browser-check", "--remote-debugging-port=0",
-             "--remote-allow-origins=*", f"--user-data-dir={self._profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        port = self._devtools_port()
-        page = next(t for t in self._targets(port) if t["type"] == "page")
-        self._ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout_s,
-                                               suppress_origin=True)
-        self._ids = itertools.count(1)
-        self.call("Emulation.setDeviceMetricsOverride", width=width_px, height=height_px, deviceScaleFactor=1,
-                  mobile=False)
+        self._log = Path(self._profile) / "stderr.log"  # a file, not a pipe: chromium never blocks on it
+        with open(self._log, "w") as log:
+            self._proc = subprocess.Popen(
+                [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                 "--no-first-run", "--no-default-browser-check", "--remote-debugging-port=0",
+                 "--remote-allow-origins=*", f"--user-data-dir={self._profile}", "about:blank"],
+                stdout=subprocess.DEVNULL, stderr=log)
+        self._ws = None
+        try:
+            port = self._devtools_port()
+            page = next(t for t in self._targets(port) if t["type"] == "page")
+            self._ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout_s,
+                                                   suppress_origin=True)
+            self._ids = itertools.count(1)
+            self.call("Emulation.setDeviceMetricsOverride", width=width_px, height=height_px, deviceScaleFactor=1,
+                      mobile=False)
+        except BaseException:
+            self.close()
+            raise
 
     def _devtools_port(self) -> int:
+        """The port chromium writes to its log once its DevTools server listens."""
         deadline = time.monotonic() + self.timeout_s
-        seen = []
         while time.monotonic() < deadline:
-            line = self._proc.stderr.readline()
-            if not line and self._proc.poll() is not None:
-                break
-            seen.append(line)
-            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
+            text = self._log.read_text(errors="replace")
+            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", text)
             if match:
                 return int(match.group(1))
-        self.close()
-        raise RuntimeError("chromium did not start its DevTools server: " + "".join(seen[-5:]))
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = " | ".join(self._log.read_text(errors="replace").strip().splitlines()[-3:])
+        raise RuntimeError(f"chromium did not start its DevTools server: {tail}")
 
     @staticmethod
     def _targets(port: int) -> list[dict]:
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+        with direct.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             return json.load(resp)
 
     def call(self, method: str, **params):
@@ -103,8 +112,9 @@ class Browser:
         return out
 
     def close(self) -> None:
-        if getattr(self, "_ws", None):
+        if self._ws is not None:
             self._ws.close()
+            self._ws = None
         if self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -135,7 +135,7 @@ def charts(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["predict", "roofline", "accuracy", "accuracy-one-length", "calibrate", "validate"])
-def test_chart_reads_right_in_a_browser(name, charts, browser):
+def test_chart_reads_right_in_a_browser(name, browser, charts):  # browser first: skip before any work
     browser.open(charts[name], READY_JS)
     chart = browser.evaluate(READ_CHART_JS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -177,12 +177,15 @@ def test_the_budget_label_sits_at_the_budget_on_the_log_latency_axis(prediction)
     assert line.x0 == line.x1 == pytest.approx(60.0)  # a shape on a log axis takes the value itself
 
 
-def test_a_budget_far_past_the_configurations_is_named_at_the_edge(prediction):
-    grid, result = prediction
-    fig = plots.frontier_figure(grid, result, "t", 1e6)
+@pytest.mark.parametrize("budget_s,edge", [(1.0, 0), (3600.0, 1), (1e6, 1)])
+def test_a_budget_far_from_the_configurations_is_named_at_the_edge(prediction, budget_s, edge):
+    grid, result = prediction  # configurations take about 11-360 s
+    fig = plots.frontier_figure(grid, result, "t", budget_s)
     (label,) = [a for a in fig.layout.annotations if "budget" in a.text]
-    assert label.xref == "x domain" and label.x == 1 and label.text.endswith("→") and not fig.layout.shapes
-    assert fig.layout.xaxis.range[1] < math.log10(max(grid.latency_s)) + 1
+    assert label.xref == "x domain" and label.x == edge and ("→" in label.text) == (edge == 1)
+    assert not fig.layout.shapes  # no line drawn off the axis
+    lo, hi = fig.layout.xaxis.range
+    assert math.log10(min(grid.latency_s)) - 1 < lo and hi < math.log10(max(grid.latency_s)) + 1
 
 
 def test_the_ridge_label_sits_at_the_ridge():

@@ -12,6 +12,7 @@ import numpy as np
 
 from lattts.paths import write_atomic
 from lattts.report.axes import Axis, log_range, marker_line, set_axis
+from lattts.units import format_duration
 
 INTENSITY = Axis("arithmetic intensity (FLOP/byte)", log=True)
 ATTAINED = Axis("attained (FLOP/s)", log=True, si=True)
@@ -56,12 +57,12 @@ def frontier_figure(grid, prediction, title: str, budget_s: float | None = None)
     xs = list(grid.latency_s) + [p.latency_s for p in front] + [p.latency_s for p in marks.values() if p is not None]
     ys = list(grid.accuracy) + [p.accuracy for p in front] + [p.accuracy for p in marks.values() if p is not None]
     positive = [x for x in xs if x > 0]
-    if budget_s and positive and min(positive) / 10 <= budget_s <= max(positive) * 10:
-        xs.append(budget_s)  # the budget line shows when it lies within a decade of the configurations
+    if budget_s and positive and min(positive) / 5 <= budget_s <= max(positive) * 5:
+        xs.append(budget_s)  # the line shows when the axis, margin included, stays within a decade of the data
     x_range = set_axis(fig, "x", Axis("predicted latency (s)", log=True), xs)
     set_axis(fig, "y", Axis("predicted accuracy (%)", percent=True), ys)
     if budget_s:
-        marker_line(fig, budget_s, f"budget {budget_s:g} s", x_range, log=True)
+        marker_line(fig, budget_s, f"budget {format_duration(budget_s)}", x_range, log=True)
     fig.update_layout(title=title, template="plotly_white")
     return fig
 
