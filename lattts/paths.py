@@ -32,10 +32,12 @@ def cache_dir() -> Path:
     return Path(base) / "lattts"
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file."""
+def write_atomic(path: str | os.PathLike, text: str, make_parents: bool = True) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file.
+    Missing folders on the way are made, unless ``make_parents`` is False (a path the user gave)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from lattts.cli.common import console, handle_errors, print_json, reject_old_flag
+from lattts.cli.common import check_output_file, console, handle_errors, print_json, reject_old_flag
 from lattts.errors import UserError
 from lattts.units import parse_int_list
 
@@ -34,6 +34,7 @@ def accuracy(
 ) -> None:
     """Accuracy of a majority vote over B samples at each length budget L, measured from TRACES, with a
     bootstrap 95% interval over problems and pass@k beside it."""
+    check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.traces.curve import curve_points, estimate
     from lattts.traces.groups import group_answers
     from lattts.traces.readers import load_traces

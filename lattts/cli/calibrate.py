@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from lattts.calibrate.shapes import CPU_SHAPES, GPU_SHAPES, default_dtype, default_shapes
-from lattts.cli.common import err_console, handle_errors, torch_device
+from lattts.cli.common import check_output_file, err_console, handle_errors, torch_device
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +35,7 @@ def calibrate(
 ) -> None:
     """Time forward passes over batch, query length and context, fit a device profile (bandwidths,
     FLOP/s, overheads) that predicts any model, and report its in-sample, held-out and cross-model error."""
+    check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.cli.calibrate_report import report, report_csv_fit
 
     if from_csv:

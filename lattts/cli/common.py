@@ -1,5 +1,5 @@
 """What every command shares: error reporting, the consoles, JSON output, progress bars, and the
-checks of flags that several commands take (--gpu / --device)."""
+checks of flags that several commands take (--gpu / --device, --html PATH)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import functools
 from contextlib import contextmanager
 import inspect
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import typer
@@ -108,3 +110,22 @@ def request_flags(flags: dict[str, str]):
         yield
     except RequestError as exc:
         raise UserError(f"{flags.get(exc.field_name, exc.field_name)} {exc.value}: {exc.problem}") from None
+
+
+def check_output_file(path: Path | None, flag: str = "--html") -> Path | None:
+    """``path``, once it is sure to be writable as a new or replaced file: checked before the command
+    does any work, so a bad path costs nothing and no folder is created on the user's behalf."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file name in it, e.g. {flag} {path / 'chart.html'}")
+    parent = path.parent
+    if not parent.exists():
+        raise UserError(f"{flag} {path}: folder {parent} does not exist; create it first (mkdir -p {parent}) "
+                        f"or give a path in an existing folder")
+    if not parent.is_dir():
+        raise UserError(f"{flag} {path}: {parent} is a file, not a folder; give a path in an existing folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path}: folder {parent} is not writable; give a path in a folder you can write to")
+    return path

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from lattts.cli.common import console, err_console, handle_errors, print_json
+from lattts.cli.common import check_output_file, console, err_console, handle_errors, print_json
 from lattts.plan import DEFAULT_CURVE, PROMPT_TOKENS_ASSUMED, PlanRequest
 from lattts.report.tables import prediction_tables
 from lattts.units import format_duration, parse_duration_s, parse_int_list
@@ -49,6 +49,7 @@ def predict(
     html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive frontier chart to this HTML file."),
 ) -> None:
     """Predict the most accurate configuration that answers within BUDGET, with the paper's baselines."""
+    check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.plan import build_plan, prediction_json
     from lattts.simulator.search import run_prediction
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from lattts.cli.common import console, handle_errors, print_json
+from lattts.cli.common import check_output_file, console, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +28,7 @@ def roofline(
 ) -> None:
     """Latency and throughput of one forward pass against batch size, the ridge point, and which op
     groups are memory- or compute-bound (the paper's Figure 3)."""
+    check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.dtypes import bytes_per_value, canonical_dtype
     from lattts.errors import UserError
     from lattts.hardware.choose import choose_profile

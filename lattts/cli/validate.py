@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import typer
 
-from lattts.cli.common import console, err_console, handle_errors, print_json, progress_bar, torch_device
+from lattts.cli.common import (check_output_file, console, err_console, handle_errors, print_json, progress_bar,
+                               torch_device)
 from lattts.validate.run import DEFAULT_PROMPT, ValidateRequest
 
 D = ValidateRequest(configs=())  # the defaults, stated once on the request
@@ -39,6 +40,7 @@ def validate(
 ) -> None:
     """Run a grid of (B, gamma, L) live, predict each run from the calibrated profile (with the a-priori
     and with the measured acceptance), report the errors, the device's drift and which term is off."""
+    check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.engine.device import check_device
     from lattts.errors import UserError
     from lattts.units import parse_duration_s
