@@ -8,9 +8,11 @@ models, drafts, acceptance, curves and devices the same way and reports the same
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lattts import limits
 from lattts.errors import UserError
 from lattts.hardware.choose import DeviceChoice, Detection, choose_profile
 from lattts.models.registry import published_acceptance, resolve_draft, resolve_model
@@ -29,7 +31,7 @@ from lattts.units import format_bytes
 PROMPT_TOKENS_ASSUMED = 128
 PROMPT_TOKENS_ASSUMPTION = ("assumption: MATH-500 problems average 196 characters (about 55 tokens) plus chat "
                             f"template and system prompt, rounded up to {PROMPT_TOKENS_ASSUMED} tokens")
-TP_CHOICES = (1, 2, 4, 8)
+TP_CHOICES = limits.TP_CHOICES
 # assumption: a datasheet profile is fitted to nothing on this device, so its run-to-run spread is taken
 # wider than a calibration's (held-out per-pass error 4-11% median on the development CPU, NOTES §10)
 DATASHEET_SPREAD_SD = 0.15
@@ -214,15 +216,19 @@ def latency_basis(work: Workload, deploy: Deployment) -> LatencyBasis:
     return LatencyBasis(deploy.profile.kind == "calibrated", absolute_assumptions(deploy.profile), check)
 
 
+def choose_device(device: str | None, profile_file: str | None, dtype: str | None,
+                  need_bytes: Callable[[str], float], detection: Detection | None = None) -> DeviceChoice:
+    """The profile a command models with (``hardware.choose.choose_profile``), where this CPU's saved
+    calibration is taken only if the model fits its memory: ``need_bytes(dtype)`` is what the model
+    needs in the dtype it would run in there (predict and roofline choose alike)."""
+    return choose_profile(device, profile_file, dtype, detection=detection,
+                          fits=lambda p: need_bytes(dtype or p.dtype) <= p.usable_memory_bytes)
+
+
 def choose_devices(requested: str, profile: DeviceProfile, need_bytes: float, what: str) -> tuple[int, str]:
     """Tensor-parallel device count: a number, or 'auto' = the fewest (1, 2, 4, 8) that hold ``need_bytes``."""
     if requested != "auto":
-        try:
-            n = int(requested)
-        except ValueError:
-            raise UserError(f"--devices {requested!r}: give a number of devices (1, 2, 4, 8) or 'auto'") from None
-        if n < 1:
-            raise UserError(f"--devices {n}: must be at least 1")
+        n = parse_devices(requested)
         note = "" if n == 1 else f" (tensor-parallel; interconnect {profile.interconnect_bytes_per_s and format_bytes(profile.interconnect_bytes_per_s) + '/s' or 'unknown'})"
         return n, f"--devices {n}{note}"
     if profile.kind == "calibrated" or need_bytes <= profile.usable_memory_bytes:
@@ -235,13 +241,29 @@ def choose_devices(requested: str, profile: DeviceProfile, need_bytes: float, wh
                     f"{profile.name} hold; pick a smaller model or another --device")
 
 
+def parse_devices(requested: str) -> int:
+    """A tensor-parallel device count from --devices: one of TP_CHOICES ('auto' is handled by the caller)."""
+    choices = ", ".join(map(str, TP_CHOICES[:-1])) + f" or {TP_CHOICES[-1]}"
+    try:
+        n = int(requested)
+    except ValueError:
+        raise UserError(f"--devices {requested!r}: give a number of devices ({choices}) or 'auto'") from None
+    if n not in TP_CHOICES:
+        raise UserError(f"--devices {n} is out of range: give {choices} (tensor-parallel groups lattts models), "
+                        f"or 'auto'")
+    return n
+
+
 def _check(request: PlanRequest) -> None:
-    if request.prompt_tokens is not None and request.prompt_tokens < 1:
-        raise UserError(f"--prompt-tokens {request.prompt_tokens}: must be at least 1")
-    if request.max_branches < 1 or request.max_draft_len < 0:
-        raise UserError("--max-branches must be at least 1 and --max-draft-len at least 0")
-    if request.lengths and any(L < 1 for L in request.lengths):
-        raise UserError("--lengths: every length L must be at least 1 token")
+    """The request's numbers, against the ranges the CLI documents (notebooks get the same lines)."""
+    if request.prompt_tokens is not None:
+        limits.TOKENS.check("--prompt-tokens", request.prompt_tokens)
+    limits.BRANCHES.check("--max-branches", request.max_branches)
+    limits.DRAFT_LEN.check("--max-draft-len", request.max_draft_len)
+    for L in request.lengths:
+        limits.TOKENS.check("--lengths", L)
+    if request.devices != "auto":
+        parse_devices(request.devices)
     if request.length_scale <= 0:
         raise UserError(f"length scale {request.length_scale}: must be positive")
 
@@ -273,11 +295,13 @@ def build_plan(request: PlanRequest, detection: Detection | None = None) -> Plan
     shortest = min(request.lengths) if request.lengths else min(curve.search_lengths())
     gamma_max = request.max_draft_len if work.draft else 0
 
-    def need(profile: DeviceProfile) -> float:
-        return float(memory_required_bytes(work, dtype or profile.dtype, 1, gamma_max, shortest))
+    def need_in(dtype_there: str) -> float:
+        return float(memory_required_bytes(work, dtype_there, 1, gamma_max, shortest))
 
-    choice: DeviceChoice = choose_profile(request.device, request.profile_file, dtype,
-                                          fits=lambda p: need(p) <= p.usable_memory_bytes, detection=detection)
+    def need(profile: DeviceProfile) -> float:
+        return need_in(dtype or profile.dtype)
+
+    choice = choose_device(request.device, request.profile_file, dtype, need_in, detection)
     what = f"{work.target.name}" + (f" + {work.draft.name}" if work.draft and not work.draft_shares_weights else "") + \
            f" in {dtype or choice.profile.dtype}"
     n_dev, dev_reason = choose_devices(request.devices, choice.profile, need(choice.profile), what)

@@ -10,6 +10,7 @@ import math
 import re
 
 from lattts.errors import UserError
+from lattts.limits import Range, count
 
 _DURATION_UNITS_S = {
     "us": 1e-6, "µs": 1e-6,
@@ -109,8 +110,8 @@ def format_rate(per_s: float, unit: str) -> str:
     return f"{per_s:.3g} {unit}/s"
 
 
-def parse_int_list(text: str, what: str) -> list[int]:
-    """[1, 2, 4] from '1,2,4'; every value must be a positive integer."""
+def parse_int_list(text: str, what: str, allowed: Range = count(1)) -> list[int]:
+    """[1, 2, 4] from '1,2,4'; every value must be an integer in ``allowed`` (default: at least 1)."""
     values = []
     for part in str(text).split(","):
         part = part.strip()
@@ -120,8 +121,9 @@ def parse_int_list(text: str, what: str) -> list[int]:
             value = int(part)
         except ValueError:
             raise UserError(f"{what}: {part!r} is not an integer; give a comma-separated list such as 1,2,4") from None
-        if value <= 0:
-            raise UserError(f"{what}: {value} must be at least 1")
+        if value not in allowed:
+            why = f" ({allowed.why})" if allowed.why else ""
+            raise UserError(f"{what}: {value} is out of range: each value must be {allowed.text()}{why}")
         values.append(value)
     if not values:
         raise UserError(f"{what}: empty list; give a comma-separated list such as 1,2,4")

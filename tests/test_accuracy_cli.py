@@ -168,7 +168,7 @@ def test_bad_trace_files_are_one_line_and_exit_code_2(tmp_path, case):
 
 
 @pytest.mark.parametrize("args,text", [
-    (["accuracy", "--traces", QWEN, "--branches", "0"], "must be at least 1"),
+    (["accuracy", "--traces", QWEN, "--branches", "0"], "must be 1..128"),
     (["accuracy", "--traces", QWEN, "--branches", "1,x"], "not an integer"),
     (["accuracy", "--traces", "nope.jsonl"], "does not exist"),
     (["accuracy", "--traces", QWEN, "--resamples", "0"], "--resamples"),

@@ -139,20 +139,22 @@ def test_hardware_json_lists_table_and_detection():
 def test_models_and_roofline(tmp_path):
     res = run("models", "--json")
     assert res.exit_code == 0 and any(m["name"] == "s1.1-32B" for m in json.loads(res.stdout)["models"])
-    res = run("roofline", "--json", "--device", "h100-sxm", "--html", str(tmp_path / "r.html"))
+    # s1.1-7B: its KV cache leaves room on one H100 for batches past the ridge (s1.1-32B's stops at B = 32)
+    res = run("roofline", "--json", "--model", "s1.1-7B", "--device", "h100-sxm", "--html", str(tmp_path / "r.html"))
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     rows = out["rows"]
     assert rows[0]["bound"] == "memory" and rows[-1]["groups"]["linear"]["bound"] == "compute"
+    assert all(r["memory_bytes"] <= out["usable_memory_bytes"] for r in rows)
     # datasheet ridge 989 TFLOP/s / 3.35 TB/s ~ 295 FLOP/byte, x 0.8 / 0.9 efficiencies ~ 262 rows
     assert 128 <= out["linear_compute_bound_from_batch"] <= 512
     assert (tmp_path / "r.html").exists()
     # the printed ridge in sequences agrees with the first compute-bound batch, in bf16 and in fp32
     for dtype in ("bf16", "fp32"):
-        res = run("roofline", "--device", "h100-sxm", "--dtype", dtype)
+        res = run("roofline", "--model", "s1.1-7B", "--device", "h100-sxm", "--dtype", dtype)
         assert res.exit_code == 0, res.output
         about = int(re.search(r"compute-bound\s+at\s+about\s+(\d+)", res.stdout).group(1))
-        first = json.loads(run("roofline", "--json", "--device", "h100-sxm", "--dtype", dtype).stdout)
+        first = json.loads(run("roofline", "--json", "--model", "s1.1-7B", "--device", "h100-sxm", "--dtype", dtype).stdout)
         knee = first["linear_compute_bound_from_batch"]
         assert knee / 2 <= about <= knee, (dtype, about, knee)
     res = run("roofline", "--device", "h100-sxm", "--dtype", "bfloat16")

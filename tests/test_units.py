@@ -25,8 +25,13 @@ def test_format_duration_picks_a_readable_unit():
 
 def test_int_lists():
     assert parse_int_list("4,1, 2,4", "--branches") == [1, 2, 4]
-    with pytest.raises(UserError, match="at least 1"):
+    with pytest.raises(UserError, match=">= 1"):
         parse_int_list("0,1", "--branches")
+    from lattts.limits import count
+
+    assert parse_int_list("1,128", "--branches", count(1, 128)) == [1, 128]
+    with pytest.raises(UserError, match=r"129 is out of range: each value must be 1\.\.128"):
+        parse_int_list("1,129", "--branches", count(1, 128))
     with pytest.raises(UserError, match="not an integer"):
         parse_int_list("1,x", "--branches")
 

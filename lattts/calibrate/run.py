@@ -231,6 +231,22 @@ def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tu
     return call_s, per_logit, {"runs": probe, "vocab": vocab}
 
 
+def check_memory(request: CalibrationRequest) -> None:
+    """Refuse, before any shape is built, a sweep whose largest point cannot fit this machine's memory:
+    a shape's weights, its KV cache at the point's batch and context, and the point's logits."""
+    from lattts.engine.memory import check_fits, engine_memory_bytes
+    from lattts.simulator.generation import Workload
+
+    def need(spec: ModelSpec, p: PassShape) -> float:  # the cache holds context + query positions per row
+        return engine_memory_bytes(Workload(target=spec, prompt_tokens=p.context), request.dtype, p.batch,
+                                   p.query - 1, 0, request.target.device)
+
+    grid = default_sweep(request).grid
+    spec, point = max(((s, p) for s in request.shapes for p in grid), key=lambda sp: need(*sp))
+    check_fits(need(spec, point), f"timing {spec.name} in {request.dtype} at B={point.batch} q={point.query} "
+                                  f"s={point.context}", "calibrate smaller --model shapes", request.target.device)
+
+
 def default_sweep(request: CalibrationRequest) -> SweepPlan:
     """The device's grid (decode steps and prefills only for transformers, which runs plain decoding)."""
     grid = cpu_grid(request.quick) if request.target.device == "cpu" else gpu_grid(request.quick)

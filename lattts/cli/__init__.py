@@ -6,9 +6,10 @@ from __future__ import annotations
 import typer
 
 from lattts import __version__
+from lattts.cli.parsing import OneLineErrors
 
 app = typer.Typer(
-    name="lattts", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    name="lattts", cls=OneLineErrors, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Latency-aware test-time scaling: the most accurate (branches, draft length, length budget) "
          "within a wall-clock budget, predicted by a calibrated roofline and checked live.",
 )

@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import console, handle_errors, print_json
+from lattts.cli.parsing import ranged
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +22,7 @@ def acceptance(
                                           "row, or under acc_<proposer>); a JSON object with draft_len and "
                                           "accepted_histogram; or vLLM's /metrics (one scrape, or before and after)."),
     proposer: Optional[str] = typer.Option(None, "--proposer", help="Per-position logs: which proposer (e.g. eagle for acc_eagle)."),
-    logged_draft_len: Optional[int] = typer.Option(None, "--logged-draft-len", help="Per-position logs: the draft length they were logged with; default: the largest entry - 1."),
+    logged_draft_len: Optional[int] = ranged(None, "--logged-draft-len", allowed=limits.count(1, limits.MAX_DRAFT_LEN), help="Per-position logs: the draft length they were logged with; default: the largest entry - 1."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write what `predict --acceptance` reads: one proposer's per-position rows, or vLLM counters as a histogram."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:

@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import check_output_file, console, handle_errors, print_json, reject_old_flag
+from lattts.cli.parsing import ranged
 from lattts.errors import UserError
 from lattts.units import parse_int_list
 
@@ -22,13 +24,16 @@ def register(app: typer.Typer) -> None:
 def accuracy(
     traces: Path = typer.Option(..., "--traces", "-t",
                                 help="Trace file: lattts rows (JSONL or Parquet) or Qwen2.5-Math evaluation output (JSONL)."),
-    branches: str = typer.Option("1,2,4,8,16,32,64", "--branches", help="Branch counts B for the majority vote."),
+    branches: str = typer.Option("1,2,4,8,16,32,64", "--branches",
+                                 help=f"Branch counts B for the majority vote (each {limits.BRANCHES.text()})."),
     lengths: Optional[str] = typer.Option(None, "--lengths",
-                                          help="Length budgets L to report; default: the measured ones. A single-budget "
-                                               "file with token counts is truncated at each L (a lower bound)."),
+                                          help=f"Length budgets L to report (each {limits.TOKENS.text()}); default: the "
+                                               f"measured ones. A single-budget file with token counts is truncated at "
+                                               f"each L (a lower bound)."),
     old_budgets: Optional[str] = typer.Option(None, "--budgets", hidden=True),
-    resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples of the problems for the 95% interval."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    resamples: int = ranged(1000, "--resamples", allowed=limits.count(1, limits.MAX_RESAMPLES, "ample for a 95% interval"),
+                            help="Bootstrap resamples of the problems for the 95% interval."),
+    seed: int = ranged(0, "--seed", allowed=limits.SEED, help="Seed of the bootstrap."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write accuracy against B and against L to this HTML file."),
 ) -> None:
@@ -41,10 +46,8 @@ def accuracy(
     from lattts.traces.truncate import truncate
 
     reject_old_flag(old_budgets, "--budgets", "--lengths", "token counts are lengths; a budget is seconds")
-    b_list = parse_int_list(branches, "--branches")
-    L_list = parse_int_list(lengths, "--lengths") if lengths else None
-    if resamples < 1:
-        raise UserError(f"--resamples {resamples}: must be at least 1")
+    b_list = parse_int_list(branches, "--branches", limits.BRANCHES)
+    L_list = parse_int_list(lengths, "--lengths", limits.TOKENS) if lengths else None
     data = load_traces(traces)
     truncated = False
     if L_list and (data.lengths is None or len(data.lengths) == 1) and data.has_tokens:

@@ -9,7 +9,9 @@ from typing import List, Optional
 import typer
 
 from lattts.calibrate.shapes import CPU_SHAPES, GPU_SHAPES, default_dtype, default_shapes
+from lattts import limits
 from lattts.cli.common import check_output_file, err_console, handle_errors, torch_device
+from lattts.cli.parsing import ranged
 
 
 def register(app: typer.Typer) -> None:
@@ -18,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def calibrate(
-    gpu: Optional[int] = typer.Option(None, "--gpu", help="Calibrate CUDA GPU N (found through NVML)."),
+    gpu: Optional[int] = ranged(None, "--gpu", allowed=limits.GPU_INDEX, help="Calibrate CUDA GPU N (found through NVML)."),
     device: Optional[str] = typer.Option(None, "--device", help="'cpu' to calibrate this machine's CPU; with --from-csv, the device table key the timings were taken on (its datasheet bounds the fit and fills what the rows do not price)."),
     model: Optional[List[str]] = typer.Option(None, "--model", "-m", help=f"Shapes to time (repeat the flag); default on a CPU: {', '.join(CPU_SHAPES)}; on a GPU: {', '.join(GPU_SHAPES)}."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="fp32 (CPU default) or bf16/fp16 (GPU default bf16)."),
@@ -28,7 +30,7 @@ def calibrate(
     engine: Optional[str] = typer.Option(None, "--engine", help="Whose forward pass to time: lattts (default; the engine generate uses) or transformers; with --server, the engine expected there (llama.cpp, vllm, sglang)."),
     server: Optional[str] = typer.Option(None, "--server", help="Calibrate the model a serving engine serves at this URL (e.g. from `lattts serve`)."),
     from_csv: Optional[List[Path]] = typer.Option(None, "--from-csv", help="Fit timings files instead of timing (repeat the flag): lattts' format (batch, query_len, context_len, latency_s; optional shape, group, devices) or Vidur's per-op and all-reduce CSVs."),
-    bootstrap: int = typer.Option(100, "--bootstrap", help="With --from-csv: refits on resampled series behind each parameter's 95% interval."),
+    bootstrap: int = ranged(100, "--bootstrap", allowed=limits.count(0, limits.MAX_REFITS, "each refit is a whole fit"), help="With --from-csv: refits on resampled series behind each parameter's 95% interval."),
     keep_unidentified: bool = typer.Option(False, "--keep-unidentified", help="With --from-csv: write a fit whose rows do not pin every parameter, flagged, instead of refusing it."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write measured-against-fitted figures to this HTML file."),
@@ -91,6 +93,7 @@ def _server(url, engine, model, quick, resume, out):
 def _sweep(request):
     from lattts.calibrate import run
 
+    run.check_memory(request)
     with _progress(request.target.name) as (on_point, on_start):
         make_runner = run.runner_factory(request.engine, request.target.device, request.dtype)
         return run.calibrate(request, make_runner, on_point, on_start)

@@ -1,5 +1,6 @@
 """What every command shares: error reporting, the consoles, JSON output, progress bars, and the
-checks of flags that several commands take (--gpu / --device, --html PATH)."""
+checks of flags that several commands take (--gpu / --device, --html PATH). A bad command line itself
+(unknown flag, a number out of range) is ``lattts.cli.parsing``'s."""
 
 from __future__ import annotations
 
@@ -17,8 +18,20 @@ from rich.console import Console
 
 from lattts.errors import LatttsError, UserError
 
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 200  # columns of output that is not a terminal's (rich would wrap it at 80)
+
+
+def _console(stream: Any, **kwargs: Any) -> Console:
+    """A console that fits a terminal; written to a pipe or a file, its lines are whole (not wrapped)
+    and its tables PIPED_WIDTH wide, or COLUMNS wide when that is set."""
+    is_tty = getattr(stream, "isatty", None)
+    if is_tty and is_tty():
+        return Console(**kwargs)
+    return Console(width=None if os.environ.get("COLUMNS") else PIPED_WIDTH, soft_wrap=True, **kwargs)
+
+
+console = _console(sys.stdout)
+err_console = _console(sys.stderr, stderr=True)
 
 
 _CTX = "lattts_context"  # the parameter handle_errors adds, through which typer hands over its context

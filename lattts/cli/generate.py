@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import console, handle_errors, print_json, request_flags
+from lattts.cli.parsing import ranged
 
 FLAGS = {"branches": "--branches", "max_tokens": "--max-tokens", "min_tokens": "--min-tokens",
          "temperature": "--temperature", "top_p": "--top-p", "draft_len": "--draft-len", "prompt": "--prompt",
@@ -21,14 +23,15 @@ def register(app: typer.Typer) -> None:
 def generate(
     model: str = typer.Option(..., "--model", "-m", help="smollm2-135m (real weights), a GGUF file, a safetensors folder, or any model name/config.json (random weights)."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="Prompt text (wrapped in the model's chat template when it has one)."),
-    branches: int = typer.Option(1, "--branches", "-B", help="Parallel branches sampled in one batch."),
-    max_tokens: int = typer.Option(128, "--max-tokens", "-L", help="Tokens per branch at most."),
-    min_tokens: int = typer.Option(0, "--min-tokens", help="Budget forcing: end-of-sequence is banned until this many tokens."),
-    temperature: float = typer.Option(0.7, "--temperature", "-t", help="0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass."),
-    seed: int = typer.Option(0, "--seed", help="Branch b samples from a generator seeded with seed + b."),
+    branches: int = ranged(1, "--branches", "-B", allowed=limits.LIVE_BRANCHES, help="Parallel branches sampled in one batch."),
+    max_tokens: int = ranged(128, "--max-tokens", "-L", allowed=limits.TOKENS, help="Tokens per branch at most."),
+    min_tokens: int = ranged(0, "--min-tokens", allowed=limits.count(0, limits.MAX_TOKENS),
+                             help="Budget forcing: end-of-sequence is banned until this many tokens (at most --max-tokens)."),
+    temperature: float = ranged(0.7, "--temperature", "-t", allowed=limits.TEMPERATURE, help="0 = greedy."),
+    top_p: float = ranged(1.0, "--top-p", allowed=limits.real(0, 1, low_open=True), help="Nucleus sampling mass."),
+    seed: int = ranged(0, "--seed", allowed=limits.SEED, help="Branch b samples from a generator seeded with seed + b."),
     draft: Optional[str] = typer.Option(None, "--draft", "-d", help="Draft model, or self:N (the target's first N layers)."),
-    draft_len: int = typer.Option(0, "--draft-len", "-g", help="Draft tokens proposed per round (gamma)."),
+    draft_len: int = ranged(0, "--draft-len", "-g", allowed=limits.DRAFT_LEN, help="Draft tokens proposed per round (gamma)."),
     end_think: Optional[str] = typer.Option(None, "--end-think", help="End-of-thinking token, banned like end-of-sequence before --min-tokens."),
     continuation: Optional[str] = typer.Option(None, "--continuation", help="Text inserted when a branch tries to stop early, e.g. 'Wait' (plain decoding)."),
     raw: bool = typer.Option(False, "--raw", help="Do not apply the chat template."),
@@ -41,6 +44,7 @@ def generate(
     from lattts.backend import GenerationRequest
     from lattts.engine.device import check_device
     from lattts.engine.local import load_engine
+    from lattts.engine.memory import prompt_tokens_at_most
     from lattts.errors import UserError
 
     check_device(device)
@@ -54,6 +58,8 @@ def generate(
                     top_p=top_p, seed=seed, draft_len=draft_len)
     with request_flags(FLAGS):  # the request's own checks, before a model is loaded
         GenerationRequest.of([0], **sampling).check()
+    _check_memory(model, draft, prompt_tokens_at_most(prompt, chat=not raw), device, dtype, branches, max_tokens,
+                  draft_len)
     engine = load_engine(model, device, dtype, draft)
     tok = engine.loaded.tokenizer
     stop = set(engine.stop_ids)
@@ -72,6 +78,21 @@ def generate(
         print_json(out)
         return
     _print(result, engine.loaded, draft)
+
+
+def _check_memory(model, draft, prompt_tokens, device, dtype, branches, max_tokens, draft_len) -> None:
+    """Refuse, before loading anything, a run that cannot fit this machine's memory."""
+    from lattts.engine.memory import check_fits, engine_memory_bytes, live_workload
+    from lattts.errors import UserError
+
+    work = live_workload(model, draft, prompt_tokens)
+    limit = work.target.max_position
+    if max_tokens + draft_len + 1 > limit:  # the engine's own check, before the prompt is tokenised
+        raise UserError(f"--max-tokens {max_tokens}: exceeds {work.target.name}'s context of {limit} positions; lower it")
+    need = engine_memory_bytes(work, dtype, branches, draft_len, max_tokens, device)
+    check_fits(need, f"{work.target.name} in {dtype}, {branches} branch{'es' if branches > 1 else ''} of {max_tokens} "
+                     f"tokens", device=device,
+               fix="lower --branches or --max-tokens, or use a smaller model or --dtype")
 
 
 def _print(result, loaded, draft) -> None:

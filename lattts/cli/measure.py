@@ -9,7 +9,9 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import console, err_console, handle_errors, print_json, reject_old_flag
+from lattts.cli.parsing import ranged
 
 
 def register(app: typer.Typer) -> None:
@@ -21,15 +23,15 @@ def measure(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="smollm2-135m (real weights), a GGUF file, a safetensors folder, or any model name/config.json (random weights); with --server, default the served model."),
     server: Optional[str] = typer.Option(None, "--server", help="Sample through a serving engine at this URL (llama.cpp, vLLM, SGLang) instead of lattts' engine."),
     benchmark: Path = typer.Option(..., "--benchmark", "-b", help="JSONL with problem and answer per line (MATH-500, AIME); id from unique_id, id, or the row's position."),
-    samples: int = typer.Option(..., "--samples", "-n", help="Samples per problem: the branches of one batched call."),
-    lengths: Optional[str] = typer.Option(None, "--lengths", "-L", help="Lengths L in tokens, comma-separated; each sample reasons for exactly L tokens."),
+    samples: int = ranged(..., "--samples", "-n", allowed=limits.LIVE_BRANCHES, help="Samples per problem: the branches of one batched call."),
+    lengths: Optional[str] = typer.Option(None, "--lengths", "-L", help=f"Lengths L in tokens, comma-separated (each {limits.TOKENS.text()}); each sample reasons for exactly L tokens."),
     old_budgets: Optional[str] = typer.Option(None, "--budgets", hidden=True),
     draft: Optional[str] = typer.Option(None, "--draft", "-d", help="Draft model, or self:N (the target's first N layers); rows then record accepted_per_round."),
-    draft_len: Optional[int] = typer.Option(None, "--draft-len", "-g", help="Draft tokens proposed per round (gamma); needs --draft; with --server, default the server's."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first K problems of the benchmark."),
+    draft_len: Optional[int] = ranged(None, "--draft-len", "-g", allowed=limits.DRAFT_LEN, help="Draft tokens proposed per round (gamma); needs --draft; with --server, default the server's."),
+    limit: Optional[int] = ranged(None, "--limit", allowed=limits.count(1, limits.MAX_PROBLEMS), help="Only the first K problems of the benchmark."),
     out: Path = typer.Option(Path("traces.jsonl"), "--out", "-o", help="Trace file to append to; a rerun with the same arguments resumes it."),
-    temperature: float = typer.Option(0.7, "--temperature", "-t", help="Sampling temperature of the reasoning tokens (0 = greedy: all samples alike)."),
-    seed: int = typer.Option(0, "--seed", help="Run seed; each problem and budget gets its own seed derived from it."),
+    temperature: float = ranged(0.7, "--temperature", "-t", allowed=limits.TEMPERATURE, help="Sampling temperature of the reasoning tokens (0 = greedy: all samples alike)."),
+    seed: int = ranged(0, "--seed", allowed=limits.SEED, help="Run seed; each problem and budget gets its own seed derived from it."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda:N."),
     dtype: str = typer.Option("fp32", "--dtype", help="fp32, bf16 or fp16 (use fp32 on CPU)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON summary object instead of a table."),
@@ -42,15 +44,13 @@ def measure(
     from lattts.traces import journal
     from lattts.traces.benchmark import load_benchmark
     from lattts.traces.measure import MeasureConfig
-    from lattts.traces.measure_run import measure_report, plan_measure
+    from lattts.traces.measure_run import check_memory, measure_report, plan_measure
     from lattts.units import parse_int_list
 
     reject_old_flag(old_budgets, "--budgets", "--lengths", "token counts are lengths; a budget is seconds")
     if lengths is None:
         raise UserError("--lengths is required: the lengths L in tokens to measure, e.g. --lengths 256,512")
-    if samples < 1:
-        raise UserError(f"--samples {samples}: need at least one sample per problem")
-    length_list = parse_int_list(lengths, "--lengths")
+    length_list = parse_int_list(lengths, "--lengths", limits.TOKENS)
     if server:
         model, draft, draft_len = _served(server, model, draft, draft_len)
     elif model is None:
@@ -60,15 +60,12 @@ def measure(
         raise UserError(f"--draft-len {draft_len} needs a draft: pass --draft MODEL or --draft self:N")
     if draft and draft_len < 1:
         raise UserError(f"--draft {draft} needs --draft-len G >= 1 (draft tokens per round)")
-    if limit is not None and limit < 1:
-        raise UserError(f"--limit {limit}: need at least one problem")
-    if temperature < 0:
-        raise UserError(f"--temperature {temperature}: must be >= 0")
     check_device(device)
     bench = load_benchmark(benchmark)
     config = MeasureConfig(model=model, benchmark_sha256=bench.sha256, samples=samples, temperature=temperature,
                            seed=seed, draft=draft, draft_len=draft_len, device=device, dtype=dtype, server=server)
     plan = plan_measure(config, bench, bench.problems[:limit] if limit else bench.problems, length_list, out)
+    check_memory(plan)
     start = time.perf_counter()
     # nothing to measure: the model is not loaded
     weights = _run(plan) if plan.todo else journal.run_info(out).get("weights")

@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import check_output_file, console, err_console, handle_errors, print_json
+from lattts.cli.parsing import ranged
 from lattts.plan import DEFAULT_CURVE, PROMPT_TOKENS_ASSUMED, PlanRequest
 from lattts.report.tables import prediction_tables
 from lattts.units import format_duration, parse_duration_s, parse_int_list
@@ -22,28 +24,32 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def predict(
-    budget: str = typer.Option(..., "--budget", "-b", help="Wall-clock budget: 500ms, 10s, 1m, 1.5min."),
+    budget: str = typer.Option(..., "--budget", "-b", help="Wall-clock budget: 500ms, 10s, 1m, 1.5min (> 0, finite)."),
     model: str = typer.Option(D.model, "--model", "-m", help="Target model: a name (`lattts models`) or a config.json path."),
     draft: str = typer.Option(D.draft, "--draft", "-d", help="Draft model, 'self:N' (first N target layers), or 'none'."),
     acceptance: Optional[str] = typer.Option(D.acceptance, "--acceptance", "-a",
-                                             help="Acceptance rate alpha, or a measured acceptance file; default: the paper's rate for the pair."),
+                                             help="Acceptance rate alpha in [0, 1), or a measured acceptance file; default: the paper's rate for the pair."),
     curve: Optional[str] = typer.Option(D.curve, "--curve", "-c",
                                         help=f"Accuracy curve: a name (`lattts curves`) or a traces file; default: "
                                              f"{DEFAULT_CURVE}, which stands in (marked) for any other model."),
     device: Optional[str] = typer.Option(D.device, "--device", help="Device table key (`lattts hardware`) or 'cpu'; default: detected."),
     profile: Optional[Path] = typer.Option(D.profile_file, "--profile", help="Calibrated device profile JSON (from `lattts calibrate`)."),
-    devices: str = typer.Option(D.devices, "--devices", help="Tensor-parallel device count, or 'auto' (fewest that hold the weights)."),
-    prompt_tokens: Optional[int] = typer.Option(D.prompt_tokens, "--prompt-tokens",
-                                                help=f"Prompt length in tokens; default: {PROMPT_TOKENS_ASSUMED} "
-                                                     f"(a MATH-500 problem in a chat template, rounded up)."),
+    devices: str = typer.Option(D.devices, "--devices", help=f"Tensor-parallel device count ({', '.join(map(str, limits.TP_CHOICES))}), or 'auto' (fewest that hold the weights)."),
+    prompt_tokens: Optional[int] = ranged(D.prompt_tokens, "--prompt-tokens", allowed=limits.TOKENS,
+                                          help=f"Prompt length in tokens; default: {PROMPT_TOKENS_ASSUMED} "
+                                               f"(a MATH-500 problem in a chat template, rounded up)."),
     dtype: Optional[str] = typer.Option(D.dtype, "--dtype", help="Weights/KV dtype (bf16, fp16, fp32, fp8); default: the profile's."),
-    max_branches: int = typer.Option(D.max_branches, "--max-branches", help="Largest B searched (powers of two up to it)."),
-    max_draft_len: int = typer.Option(D.max_draft_len, "--max-draft-len", help="Largest draft length gamma searched."),
-    lengths: Optional[str] = typer.Option(None, "--lengths", help="Length budgets L to search, e.g. 1024,2048; default: the curve's, 4 per octave."),
+    max_branches: int = ranged(D.max_branches, "--max-branches", allowed=limits.BRANCHES,
+                               help="Largest B searched (powers of two up to it)."),
+    max_draft_len: int = ranged(D.max_draft_len, "--max-draft-len", allowed=limits.DRAFT_LEN,
+                                help="Largest draft length gamma searched."),
+    lengths: Optional[str] = typer.Option(None, "--lengths", help=f"Length budgets L to search, e.g. 1024,2048 (each {limits.TOKENS.text()}); default: the curve's, 4 per octave."),
     natural_lengths: Optional[Path] = typer.Option(D.natural_lengths, "--natural-lengths",
                                                    help="Token counts (one per line, or traces with 'tokens'): branches stop on their own instead of budget forcing."),
-    confidence: Optional[float] = typer.Option(None, "--confidence", help="Choose by P(latency <= budget) >= this (e.g. 0.9: the 90th percentile within budget) instead of the mean."),
-    frontier_rows: int = typer.Option(8, "--frontier-rows", help="Frontier points shown in the table, around the budget and the answer."),
+    confidence: Optional[float] = ranged(None, "--confidence", allowed=limits.real(0, 1, True, True, "a probability strictly between 0 and 1, e.g. 0.9"),
+                                         help="Choose by P(latency <= budget) >= this (e.g. 0.9: the 90th percentile within budget) instead of the mean."),
+    frontier_rows: int = ranged(8, "--frontier-rows", allowed=limits.count(1, limits.MAX_FRONTIER_ROWS),
+                                help="Frontier points shown in the table, around the budget and the answer."),
     emit: Optional[str] = typer.Option(None, "--emit", help="Also print how to launch and call a serving engine for the answer: llama.cpp, vllm or sglang."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an interactive frontier chart to this HTML file."),
@@ -58,7 +64,7 @@ def predict(
         model=model, draft=draft, acceptance=acceptance, curve=curve, device=device,
         profile_file=str(profile) if profile else None, devices=devices, prompt_tokens=prompt_tokens, dtype=dtype,
         max_branches=max_branches, max_draft_len=max_draft_len,
-        lengths=tuple(parse_int_list(lengths, "--lengths")) if lengths else (),
+        lengths=tuple(parse_int_list(lengths, "--lengths", limits.TOKENS)) if lengths else (),
         natural_lengths=str(natural_lengths) if natural_lengths else None)
     if emit is not None:
         from lattts.serving.emit import EMIT_ENGINES

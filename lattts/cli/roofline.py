@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import check_output_file, console, handle_errors, print_json
+from lattts.cli.parsing import ranged
 
 
 def register(app: typer.Typer) -> None:
@@ -17,11 +19,14 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def roofline(
     model: str = typer.Option("s1.1-32B", "--model", "-m", help="Model name or config.json path."),
-    device: Optional[str] = typer.Option(None, "--device", help="Device table key or 'cpu'; default: detected."),
+    device: Optional[str] = typer.Option(None, "--device", help="Device table key or 'cpu'; default: chosen as `lattts predict` chooses (a detected GPU, else this CPU's calibration if the model fits it, else the H100 SXM)."),
     profile: Optional[Path] = typer.Option(None, "--profile", help="Calibrated device profile JSON."),
-    context: int = typer.Option(1024, "--context", help="Cached tokens per sequence (s)."),
-    query: int = typer.Option(1, "--query", help="New tokens per sequence per pass (1 = decode, gamma+1 = verify)."),
-    max_batch: int = typer.Option(1024, "--max-batch", help="Largest batch (powers of two up to it)."),
+    context: int = ranged(1024, "--context", allowed=limits.count(0, limits.MAX_TOKENS),
+                          help="Cached tokens per sequence (s); with --query at most the model's context."),
+    query: int = ranged(1, "--query", allowed=limits.TOKENS,
+                        help="New tokens per sequence per pass (1 = decode, gamma+1 = verify)."),
+    max_batch: int = ranged(1024, "--max-batch", allowed=limits.count(1, limits.MAX_BATCH),
+                            help="Largest batch (powers of two up to it); batches whose weights and KV cache exceed the device's memory are left out."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="Weights/KV dtype; default: the profile's."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write the three-panel figure to this HTML file."),
@@ -31,43 +36,69 @@ def roofline(
     check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.dtypes import bytes_per_value, canonical_dtype
     from lattts.errors import UserError
-    from lattts.hardware.choose import choose_profile
     from lattts.models.registry import resolve_model
+    from lattts.plan import choose_device
     from lattts.simulator.deployment import Deployment
+    from lattts.simulator.generation import Workload, memory_required_bytes
     from lattts.simulator.roofline import batch_sweep
+    from lattts.units import format_bytes
 
-    if context < 0 or query < 1 or max_batch < 1:
-        raise UserError("--context must be >= 0, --query and --max-batch >= 1")
     spec = resolve_model(model)
+    if context + query > spec.max_position:
+        raise UserError(f"--context {context} + --query {query} positions: {spec.name} holds {spec.max_position} "
+                        f"(its max_position_embeddings); give at most {spec.max_position} in all")
+    # the KV cache after the pass holds s + q positions per sequence: memory_required_bytes counts
+    # prompt + L + gamma + 1 positions, so a prompt of s with L = 0 and gamma = q - 1 is exactly that
+    work = Workload(target=spec, prompt_tokens=context)
+
+    def need(dtype_there: str, batch=1):
+        return memory_required_bytes(work, dtype_there, batch, query - 1, 0)
+
     dtype = canonical_dtype(dtype) if dtype else None
-    choice = choose_profile(device, str(profile) if profile else None, dtype)
+    choice = choose_device(device, str(profile) if profile else None, dtype, lambda d: float(need(d)))
     prof = choice.profile
     deploy = Deployment.on(prof, dtype)
     dtype = deploy.dtype
-    batches = [2 ** i for i in range(0, max_batch.bit_length()) if 2 ** i <= max_batch]
-    rows = [r.to_json() for r in batch_sweep(spec, deploy, batches, query, context)]
+    usable = deploy.usable_memory_bytes
+    swept = [2 ** i for i in range(0, max_batch.bit_length()) if 2 ** i <= max_batch]
+    memory = {b: float(need(dtype, b)) for b in swept}
+    batches = [b for b in swept if memory[b] <= usable]
+    if not batches:
+        raise UserError(f"{spec.name} in {dtype} needs {format_bytes(memory[1])} (weights + KV of one sequence at "
+                        f"s={context}), more than the {format_bytes(usable)} usable on {prof.name}; pick another "
+                        f"--device, a smaller --dtype or --context")
+    left_out = [b for b in swept if b not in batches]
+    rows = [r.to_json() | {"memory_bytes": memory[r.batch]} for r in batch_sweep(spec, deploy, batches, query, context)]
     ridge = prof.ridge_flop_per_byte
     knee = next((r["batch"] for r in rows if r["groups"]["linear"]["bound"] == "compute"), None)
+    excluded = (f"B = {left_out[0]}..{left_out[-1]} left out: weights + KV need {format_bytes(memory[left_out[0]])} "
+                f"or more, above the {format_bytes(usable)} usable" if left_out else None)
     if json_out:
         print_json({"model": spec.name, "device": {"name": prof.name, "source": prof.source, "reason": choice.reason},
-                    "dtype": dtype, "ridge_flop_per_byte": ridge, "linear_compute_bound_from_batch": knee, "rows": rows})
+                    "dtype": dtype, "ridge_flop_per_byte": ridge, "linear_compute_bound_from_batch": knee,
+                    "usable_memory_bytes": usable, "batches_over_memory": left_out, "rows": rows})
     else:
         from rich.table import Table
 
         console.print(f"[bold]{spec.name}[/] on {prof.name} ({choice.reason}), {dtype}, q={query}, s={context}", highlight=False)
         console.print(f"  rates from {prof.source}", highlight=False)
         rows_at_ridge = ridge * bytes_per_value(dtype) / 2  # a weight of b bytes does 2 FLOP per row of the batch
+        first = f"B={knee}" if knee is not None else f"none up to B={batches[-1]}"
         console.print(f"  ridge point {ridge:.0f} FLOP/byte: matmuls turn compute-bound at about "
-                      f"{rows_at_ridge / query:.0f} sequences per pass (first compute-bound batch here: {knee})")
+                      f"{rows_at_ridge / query:.0f} sequences per pass (first compute-bound batch here: {first})",
+                      highlight=False)
         t = Table()
-        for col in ("B", "ms/pass", "tokens/s", "FLOP/byte", "bound", "linear", "attention", "lm_head"):
+        for col in ("B", "ms/pass", "tokens/s", "FLOP/byte", "bound", "linear", "attention", "lm_head", "memory"):
             t.add_column(col, justify="right")
         for r in rows:
             g = r["groups"]
             t.add_row(str(r["batch"]), f"{r['time_s'] * 1e3:.3g}", f"{r['tokens_per_s']:.4g}",
                       f"{r['intensity_flop_per_byte']:.3g}", r["bound"], g["linear"]["bound"],
-                      g["attention"]["bound"], g["lm_head"]["bound"])
+                      g["attention"]["bound"], g["lm_head"]["bound"], format_bytes(r["memory_bytes"]))
         console.print(t)
+        console.print(f"  memory: weights + KV cache of B sequences at s+q={context + query} positions, against "
+                      f"{format_bytes(usable)} usable on {prof.name}" + (f"; {excluded}" if excluded else ""),
+                      highlight=False)
     if html:
         from lattts.report.plots import roofline_figure, save_html
 

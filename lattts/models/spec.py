@@ -216,9 +216,14 @@ class ModelSpec:
         arch = _family(cfg, source)
         n_layers, d_model, n_heads = (_positive(cfg, k, source) for k in ("n_layers", "d_model", "n_heads"))
         n_kv = cfg.get("num_key_value_heads") or cfg.get("n_kv_heads") or n_heads
-        head_dim = cfg.get("head_dim") or d_model // n_heads
+        head_dim = cfg.get("head_dim") or _head_dim(d_model, n_heads, source)
+        if not isinstance(n_kv, int) or isinstance(n_kv, bool) or n_kv < 1:
+            raise UserError(f"{source}: num_key_value_heads must be a positive integer, got {n_kv!r}")
         if n_heads % n_kv:
             raise UserError(f"{source}: num_attention_heads ({n_heads}) is not a multiple of num_key_value_heads ({n_kv})")
+        if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim < 2 or head_dim % 2:
+            raise UserError(f"{source}: head_dim {head_dim!r} must be an even positive integer (rotary embeddings "
+                            f"turn pairs of channels)")
         rope_theta, scaling = _rope(cfg)
         if arch == "qwen2":
             qkv_bias, o_bias, mlp_bias = True, False, False
@@ -258,6 +263,20 @@ class ModelSpec:
             raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         display = name or (path.parent.name if path.name == "config.json" else path.stem)
         return replace(cls.from_hf_config(config, display, source=str(path)), config_path=str(path))
+
+
+def _head_dim(d_model: int, n_heads: int, source: str) -> int:
+    """hidden_size / num_attention_heads, which must divide exactly when a config gives no head_dim."""
+    if d_model % n_heads:
+        raise UserError(f"{source}: hidden_size ({d_model}) is not a multiple of num_attention_heads ({n_heads}), "
+                        f"and no head_dim is given; fix one of them (e.g. {_divisor_near(d_model, n_heads)} heads)")
+    return d_model // n_heads
+
+
+def _divisor_near(d_model: int, n_heads: int) -> int:
+    """The head count nearest ``n_heads`` that divides ``d_model`` into even head sizes (for the hint)."""
+    fits = [h for h in range(1, d_model + 1) if d_model % h == 0 and (d_model // h) % 2 == 0] or [1]
+    return min(fits, key=lambda h: (abs(h - n_heads), h))
 
 
 def _positive(cfg: dict[str, Any], key: str, source: str) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lattts.errors import UserError
+from lattts.limits import MAX_DRAFT_LEN
 
 MIN_CONTEXT_PER_SLOT = 256  # llama.cpp raises smaller slot contexts to this without a word
 
@@ -40,8 +41,8 @@ class ServeRequest:
         if self.context_per_slot < MIN_CONTEXT_PER_SLOT:
             raise UserError(f"--context {self.context_per_slot}: llama.cpp gives each slot at least "
                             f"{MIN_CONTEXT_PER_SLOT} positions; ask for {MIN_CONTEXT_PER_SLOT} or more")
-        if self.draft_path is not None and not 1 <= self.draft_len <= 16:
-            raise UserError(f"--draft-len {self.draft_len}: draft 1..16 tokens per round")
+        if self.draft_path is not None and not 1 <= self.draft_len <= MAX_DRAFT_LEN:
+            raise UserError(f"--draft-len {self.draft_len}: draft 1..{MAX_DRAFT_LEN} tokens per round")
         if not 0 <= self.port <= 65535:
             raise UserError(f"--port {self.port}: not a TCP port (0 picks a free one)")
 

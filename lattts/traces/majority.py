@@ -30,7 +30,8 @@ from itertools import groupby
 
 import numpy as np
 
-MAX_BRANCHES = 128  # the programme's arrays grow as B^3 when extrapolating with replacement
+from lattts.limits import MAX_BRANCHES  # the programme's arrays grow as B^3 when extrapolating
+
 MAX_WORK = 3e9  # multiply-adds in one dynamic programme (a few seconds); exact draws stay far below
 
 

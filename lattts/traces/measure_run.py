@@ -10,8 +10,8 @@ from pathlib import Path
 
 from lattts.traces import journal
 from lattts.traces.benchmark import Benchmark, BenchmarkProblem
-from lattts.traces.measure import (MeasureConfig, check_fits, load_engine, measure_batch, prompt_ids,
-                                   summarise_lengths)
+from lattts.traces.measure import (ANSWER_SUFFIX, ANSWER_TOKENS, INSTRUCTION, MeasureConfig, check_fits, load_engine,
+                                   measure_batch, prompt_ids, summarise_lengths)
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,27 @@ def plan_measure(config: MeasureConfig, bench: Benchmark, problems, lengths, out
     return MeasurePlan(config, bench, tuple(problems), tuple(lengths), Path(out), resumed, todo)
 
 
+def check_memory(plan: MeasurePlan) -> None:
+    """Refuse, before lattts' engine loads anything, a run whose largest batch cannot fit this machine's
+    memory: N samples of the longest prompt, L tokens and the answer forcing after them."""
+    config = plan.config
+    if config.server or not plan.todo:
+        return
+    from lattts.engine.memory import check_fits, engine_memory_bytes, live_workload, prompt_tokens_at_most
+
+    prompt = max(prompt_tokens_at_most(f"{p.problem}\n\n{INSTRUCTION}") for p, _ in plan.todo)
+    longest = max(L for _, L in plan.todo) + len(ANSWER_SUFFIX.encode("utf-8")) + ANSWER_TOKENS
+    work = live_workload(config.model, config.draft, prompt)
+    need = engine_memory_bytes(work, config.dtype, config.samples, config.draft_len, longest, config.device)
+    check_fits(need, f"{work.target.name} in {config.dtype}, {config.samples} samples of up to {longest} tokens",
+               "lower --samples or --lengths, or use a smaller model", config.device)
+
+
 def run_batches(plan: MeasurePlan, on_batch: Callable[[BenchmarkProblem, int], None] | None = None,
                 on_loaded: Callable[[object], None] | None = None) -> str:
     """Measure the missing batches, appending each as it completes; the weights' description.
 
-    ``on_loaded(engine)`` runs once the engine is loaded and every batch checked; ``on_batch(p, L)``
+    Call ``check_memory(plan)`` first (the CLI does, before its progress bar). ``on_loaded(engine)`` runs once the engine is loaded and every batch checked; ``on_batch(p, L)``
     after each batch is written."""
     from lattts import __version__
 

@@ -37,6 +37,8 @@ from typing import Any, Iterator
 from lattts.errors import UserError
 from lattts.traces.format import TraceRow, Traces, check_traces, lattts_rows
 
+TRACE_SUFFIXES = (".jsonl", ".json", ".parquet")  # what a folder of traces would hold
+
 CHARS_PER_TOKEN = 4.0  # rule-of-thumb estimate used when a file has text but no token counts
 FINISH_MARKERS = ("\\boxed", "<|end_of_solution|>")
 
@@ -44,6 +46,13 @@ FINISH_MARKERS = ("\\boxed", "<|end_of_solution|>")
 def load_traces(path: str | Path) -> Traces:
     """Every row of a trace file in the lattts format, whatever format it is stored in."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in TRACE_SUFFIXES and p.is_file())
+        if not inside:
+            raise UserError(f"{path} is a folder with no trace files in it ({', '.join(TRACE_SUFFIXES)}); give "
+                            f"a trace file, e.g. one that `lattts measure --out` wrote")
+        more = f" ({len(inside)} there)" if len(inside) > 1 else ""
+        raise UserError(f"{path} is a folder: give one trace file in it, e.g. {path / inside[0]}{more}")
     if not path.is_file():
         raise UserError(f"trace file {path} does not exist")
     objects = list(_objects(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lattts import limits
 from lattts.errors import UserError
 from lattts.simulator.search import Config
 
@@ -32,6 +33,8 @@ def parse_grid(text: str, servers: bool = False) -> list[Config]:
             raise UserError(usage) from None
     if set(parts) != {"b", "g", "l"} or not all(parts.values()):
         raise UserError(usage)
-    if min(parts["b"]) < 1 or min(parts["l"]) < 1 or min(parts["g"]) < 0:
-        raise UserError(f"--grid {text!r}: B and L must be at least 1, g at least 0")
+    for key, name, allowed in (("b", "B", limits.LIVE_BRANCHES), ("g", "g", limits.DRAFT_LEN), ("l", "L", limits.TOKENS)):
+        bad = [v for v in parts[key] if v not in allowed]
+        if bad:
+            raise UserError(f"--grid {text!r}: {name}={bad[0]} is out of range: give {allowed.text()}")
     return [Config(b, g, L) for b in parts["b"] for g in parts["g"] for L in parts["l"]]

@@ -84,6 +84,24 @@ def _check_memory(plan: Plan, configs) -> None:
                         f"(e.g. {too_big[-1].label()}); drop them from --grid")
 
 
+def check_request(request: ValidateRequest) -> None:
+    """Refuse, before the engine loads (or a calibration starts), an empty prompt and a grid whose
+    largest run cannot fit this machine's memory."""
+    from lattts.engine.memory import check_fits, engine_memory_bytes, live_workload, prompt_tokens_at_most
+
+    if not request.prompt.strip():
+        raise UserError("--prompt is empty: give the text every run continues")
+    if request.servers:
+        return
+    needs_draft = any(c.draft_len for c in request.configs)
+    work = live_workload(request.model, request.draft if needs_draft else None, prompt_tokens_at_most(request.prompt))
+    sizes = {c: engine_memory_bytes(work, request.dtype, c.branches, c.draft_len, c.max_tokens, request.device)
+             for c in request.configs}
+    worst = max(sizes, key=sizes.get)
+    check_fits(sizes[worst], f"{work.target.name} in {request.dtype} at {worst.label()}", "drop it from --grid",
+               request.device)
+
+
 def _prior(request: ValidateRequest, subject: Subject):
     """The a-priori acceptance: the user's alpha or file, else the paper's rate for the pair (lattts' engine
     samples as the paper did), else a pilot run on the subject."""
@@ -125,6 +143,7 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
     from lattts.validate.session import run_grid
     from lattts.validate.subject import local_subject, server_subject
 
+    check_request(request)
     subject = server_subject(request, on_note) if request.servers else local_subject(request, on_note)
     configs = _runnable(request, subject, on_note)
     plan_request = _plan_request(subject, _prior(request, subject))
