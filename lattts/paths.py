@@ -32,6 +32,12 @@ def cache_dir() -> Path:
     return Path(base) / "lattts"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike, text: str, make_parents: bool = True) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename: readers never see half a file.
     Missing folders on the way are made, unless ``make_parents`` is False (a path the user gave)."""
@@ -41,6 +47,7 @@ def write_atomic(path: str | os.PathLike, text: str, make_parents: bool = True) 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())  # as open() would make it; mkstemp makes 0600
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -62,3 +62,19 @@ def test_save_html_writes_whole_files_and_makes_no_folders(tmp_path):
     with pytest.raises(FileNotFoundError):
         save_html(fig, tmp_path / "missing" / "c.html")
     assert not (tmp_path / "missing").exists()
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    # mkstemp makes 0600 files; a chart or profile the user asked for is readable like any file they write
+    import os
+    import stat
+
+    from lattts.paths import write_atomic
+
+    mask = os.umask(0o022)
+    try:
+        path = write_atomic(tmp_path / "chart.html", "<html></html>")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert not list(tmp_path.glob(".chart.html.*"))  # no temporary file left behind
