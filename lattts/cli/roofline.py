@@ -39,39 +39,27 @@ def roofline(
     from lattts.models.registry import resolve_model
     from lattts.plan import choose_device
     from lattts.simulator.deployment import Deployment
-    from lattts.simulator.generation import Workload, memory_required_bytes
-    from lattts.simulator.roofline import batch_sweep
+    from lattts.simulator.batches import pass_memory_bytes, sweep_within_memory
     from lattts.units import format_bytes
 
     spec = resolve_model(model)
     if context + query > spec.max_position:
         raise UserError(f"--context {context} + --query {query} positions: {spec.name} holds {spec.max_position} "
                         f"(its max_position_embeddings); give at most {spec.max_position} in all")
-    # the KV cache after the pass holds s + q positions per sequence: memory_required_bytes counts
-    # prompt + L + gamma + 1 positions, so a prompt of s with L = 0 and gamma = q - 1 is exactly that
-    work = Workload(target=spec, prompt_tokens=context)
-
-    def need(dtype_there: str, batch=1):
-        return memory_required_bytes(work, dtype_there, batch, query - 1, 0)
-
     dtype = canonical_dtype(dtype) if dtype else None
-    choice = choose_device(device, str(profile) if profile else None, dtype, lambda d: float(need(d)))
+    choice = choose_device(device, str(profile) if profile else None, dtype,
+                           lambda d: float(pass_memory_bytes(spec, d, 1, query, context)))
     prof = choice.profile
     deploy = Deployment.on(prof, dtype)
     dtype = deploy.dtype
-    usable = deploy.usable_memory_bytes
-    swept = [2 ** i for i in range(0, max_batch.bit_length()) if 2 ** i <= max_batch]
-    memory = {b: float(need(dtype, b)) for b in swept}
-    batches = [b for b in swept if memory[b] <= usable]
-    if not batches:
-        raise UserError(f"{spec.name} in {dtype} needs {format_bytes(memory[1])} (weights + KV of one sequence at "
-                        f"s={context}), more than the {format_bytes(usable)} usable on {prof.name}; pick another "
-                        f"--device, a smaller --dtype or --context")
-    left_out = [b for b in swept if b not in batches]
-    rows = [r.to_json() | {"memory_bytes": memory[r.batch]} for r in batch_sweep(spec, deploy, batches, query, context)]
+    sweep = sweep_within_memory(spec, deploy, max_batch, query, context)
+    rows, left_out, usable, knee = sweep.rows, sweep.over_memory, sweep.usable_bytes, sweep.compute_bound_from
+    if not rows:
+        raise UserError(f"{spec.name} in {dtype} needs {format_bytes(sweep.memory_bytes[1])} (weights + KV of one "
+                        f"sequence at s={context}), more than the {format_bytes(usable)} usable on {prof.name}; pick "
+                        f"another --device, a smaller --dtype or --context")
     ridge = prof.ridge_flop_per_byte
-    knee = next((r["batch"] for r in rows if r["groups"]["linear"]["bound"] == "compute"), None)
-    excluded = (f"B = {left_out[0]}..{left_out[-1]} left out: weights + KV need {format_bytes(memory[left_out[0]])} "
+    excluded = (f"B = {left_out[0]}..{left_out[-1]} left out: weights + KV need {format_bytes(sweep.memory_bytes[left_out[0]])} "
                 f"or more, above the {format_bytes(usable)} usable" if left_out else None)
     if json_out:
         print_json({"model": spec.name, "device": {"name": prof.name, "source": prof.source, "reason": choice.reason},
@@ -83,7 +71,7 @@ def roofline(
         console.print(f"[bold]{spec.name}[/] on {prof.name} ({choice.reason}), {dtype}, q={query}, s={context}", highlight=False)
         console.print(f"  rates from {prof.source}", highlight=False)
         rows_at_ridge = ridge * bytes_per_value(dtype) / 2  # a weight of b bytes does 2 FLOP per row of the batch
-        first = f"B={knee}" if knee is not None else f"none up to B={batches[-1]}"
+        first = f"B={knee}" if knee is not None else f"none up to B={rows[-1]['batch']}"
         console.print(f"  ridge point {ridge:.0f} FLOP/byte: matmuls turn compute-bound at about "
                       f"{rows_at_ridge / query:.0f} sequences per pass (first compute-bound batch here: {first})",
                       highlight=False)
