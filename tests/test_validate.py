@@ -165,10 +165,10 @@ def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):
 
 
 @pytest.mark.parametrize("args,text", [
-    (["--grid", "B=100000;g=0;L=4000"], "do not fit"),
+    (["--grid", "B=100000;g=0;L=4000"], "B=100000 is out of range: give 1..1024"),
     (["--grid", "B=1;g=0;L=16", "--budget", "1ms"], "no configuration meets"),
     (["--grid", "B=1;L=16"], "--grid"),
-    (["--grid", "B=0;g=0;L=16"], "at least 1"),
+    (["--grid", "B=0;g=0;L=16"], "B=0 is out of range"),
     (["--grid", "B=1;g=2;L=16", "--acceptance", "1.5"], "[0, 1)"),
     (["--grid", "B=1;g=0;L=16", "--length-scale", "0"], "--length-scale"),
 ])
