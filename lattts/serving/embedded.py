@@ -11,6 +11,8 @@ the draft's path, and ``speculative.draft.n_max`` is the draft length of every r
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,7 +112,7 @@ def self_draft(model_path: Path, layers: int, out: Path | None = None) -> Path:
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # one per process: two servers may write it at once
     writer = GGUFWriter(str(tmp), arch)  # writes general.architecture itself
     for key, f in reader.fields.items():
         if key.startswith("GGUF.") or key == "general.architecture":
