@@ -36,7 +36,7 @@ def parse_duration_s(text: str) -> float:
     return seconds
 
 
-_DURATION_SCALE_S = {"µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+_DURATION_SCALE_S = {u: _DURATION_UNITS_S[u] for u in ("µs", "ms", "s", "min", "h")}  # the units lattts writes
 
 
 def duration_unit(seconds: float) -> str:
