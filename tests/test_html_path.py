@@ -32,11 +32,13 @@ def bad_paths(tmp: Path) -> dict[str, tuple[Path, str]]:
     (tmp / "a-file").write_text("x")
     return {"a folder": (tmp, "is a folder"),
             "a missing folder": (tmp / "no" / "such" / "x.html", "does not exist"),
-            "a file for a folder": (tmp / "a-file" / "x.html", "is a file, not a folder")}
+            "a file for a folder": (tmp / "a-file" / "x.html", "is a file, not a folder"),
+            # `--html out/` reaches the command as `out` (the slash is dropped while parsing)
+            "a folder not yet made": (tmp / "out", "not an .html file name")}
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize("case", ["a folder", "a missing folder", "a file for a folder"])
+@pytest.mark.parametrize("case", ["a folder", "a missing folder", "a file for a folder", "a folder not yet made"])
 def test_a_bad_html_path_is_one_line_before_any_work(command, case, tmp_path, monkeypatch):
     args, work = COMMANDS[command]
     monkeypatch.setattr(work, no_work)

@@ -133,6 +133,10 @@ def check_output_file(path: Path | None, flag: str = "--html") -> Path | None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{flag} {path}: is a folder; give a file name in it, e.g. {flag} {path / 'chart.html'}")
+    if path.suffix.lower() not in (".html", ".htm"):
+        # also catches `--html out/` for a folder not yet made: the path arrives without its slash
+        raise UserError(f"{flag} {path}: not an .html file name; give one, e.g. {flag} {path.with_suffix('.html')} "
+                        f"or {flag} {path / 'chart.html'} in an existing folder")
     parent = path.parent
     if not parent.exists():
         raise UserError(f"{flag} {path}: folder {parent} does not exist; create it first (mkdir -p {parent}) "
