@@ -60,6 +60,7 @@ class FakeNvml:
     def nvmlDeviceGetMemoryInfo(self, h):
         class Mem:
             total = h["memory"]
+            free = h.get("free", h["memory"])
         return Mem()
 
     def nvmlDeviceGetMaxClockInfo(self, h, clock):

@@ -98,3 +98,17 @@ def test_fallback_is_the_measured_h100_and_other_rows_say_whose_efficiencies():
     assert h200.kind == "datasheet" and "efficiencies of the NVIDIA H100 SXM5 80GB profile" in h200.source
     l40s = choose_profile(device="l40s").profile
     assert "mean efficiencies" in l40s.source and l40s.matmul_kernel_s > 0
+
+
+def test_a_live_gpu_run_is_checked_against_the_gpus_free_memory():
+    # the CPU path reads MemAvailable; a GPU's free memory comes from NVML, through the same check
+    from lattts.engine.memory import available_bytes, check_fits
+
+    busy = FakeNvml([{**H100, "free": 10 * 10**9}])  # 10 GB of 85.5 left: another process holds the rest
+    assert available_bytes("cuda:0", busy) == 10 * 10**9
+    check_fits(9e9, "the run", "lower --branches", "cuda:0", busy)
+    with pytest.raises(UserError, match=r"the run needs about .* more than the 10 GB available on cuda:0; lower --branches"):
+        check_fits(12e9, "the run", "lower --branches", "cuda:0", busy)
+    # without NVML there is no figure to check against, and the run goes ahead (it fails in torch if too big)
+    assert available_bytes("cuda:0", FakeNvml(init_error=nvml_error("NVMLError_DriverNotLoaded"))) is None
+    check_fits(1e15, "the run", "lower --branches", "cuda:0", FakeNvml(init_error=nvml_error("NVMLError_DriverNotLoaded")))

@@ -53,14 +53,27 @@ def live_workload(model: str, draft: str | None, prompt_tokens: int) -> Workload
     return Workload(target=target, prompt_tokens=prompt_tokens, draft=spec_of(draft))
 
 
-def check_fits(need_bytes: float, what: str, fix: str, device: str = "cpu") -> None:
-    """UserError when ``need_bytes`` exceeds the memory this machine has available (CPU runs; a GPU's
-    memory is not checked here)."""
-    if device != "cpu":
-        return
-    from lattts.hardware.cpu import available_memory_bytes
+def available_bytes(device: str = "cpu", nvml=None) -> int | None:
+    """What a live run on ``device`` ('cpu' or 'cuda:N') may still allocate: MemAvailable (or the
+    cgroup's remainder) on the CPU, the GPU's free memory from NVML; None when that cannot be read."""
+    if device == "cpu":
+        from lattts.hardware.cpu import available_memory_bytes
 
-    available = available_memory_bytes()
+        return available_memory_bytes()
+    if device.startswith("cuda"):
+        from lattts.hardware.nvml import NvmlUnavailable, free_memory_bytes
+
+        try:
+            return free_memory_bytes(int(device.partition(":")[2] or 0), nvml)
+        except NvmlUnavailable:
+            return None
+    return None
+
+
+def check_fits(need_bytes: float, what: str, fix: str, device: str = "cpu", nvml=None) -> None:
+    """UserError when ``need_bytes`` exceeds the memory ``device`` has available now."""
+    available = available_bytes(device, nvml)
     if available is not None and need_bytes > available:
+        where = "here" if device == "cpu" else f"on {device}"
         raise UserError(f"{what} needs about {format_bytes(need_bytes)} of memory (weights, KV cache and logits), "
-                        f"more than the {format_bytes(available)} available here; {fix}")
+                        f"more than the {format_bytes(available)} available {where}; {fix}")

@@ -1,6 +1,7 @@
 """The GPU behind a small interface: NVML queries with typed errors, replaceable in tests.
 
-``query_gpus()`` returns what NVML says about every GPU; ``NvmlUnavailable`` carries one line
+``query_gpus()`` returns what NVML says about every GPU, ``free_memory_bytes(i)`` the memory GPU i has
+left now (what a live run may still allocate); ``NvmlUnavailable`` carries one line
 saying why there is no answer (no driver library, driver not loaded, no permission, ...). Tests
 pass a fake module with the same functions as ``pynvml``.
 """
@@ -84,6 +85,24 @@ def query_gpus(nvml: Any = None) -> list[GpuInfo]:
         return gpus
     except NvmlUnavailable:
         raise
+    except Exception as exc:
+        raise NvmlUnavailable(_reason(exc)) from None
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def free_memory_bytes(index: int, nvml: Any = None) -> int:
+    """Bytes of GPU ``index``'s memory not allocated now, by any process. Raises NvmlUnavailable."""
+    nvml = nvml or _load_pynvml()
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:
+        raise NvmlUnavailable(_reason(exc)) from None
+    try:
+        return int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(index)).free)
     except Exception as exc:
         raise NvmlUnavailable(_reason(exc)) from None
     finally:
