@@ -159,3 +159,22 @@ def test_models_and_roofline(tmp_path):
         assert knee / 2 <= about <= knee, (dtype, about, knee)
     res = run("roofline", "--device", "h100-sxm", "--dtype", "bfloat16")
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_predict_tables_fit_the_terminal_and_cut_no_value(columns):
+    # an 80-column window used to get "laten…", "accur…" and "extrap…" in the answer table
+    import os
+
+    env = {**os.environ, "COLUMNS": str(columns)}
+    res = subprocess.run([sys.executable, "-m", "lattts", "predict", "--budget", "60s"], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("predicted by lattts"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("  * within budget"))
+    tables = [line for line in lines[start + 1:end] if not line.startswith("Pareto frontier")]  # titles soft-wrap
+    assert len(tables) >= 12 and max(len(line) for line in tables) <= columns, "\n".join(tables)
+    assert "…" not in res.stdout
+    for cell in ("latency-optimal", "accuracy", "extrap-B", "interp-L", "92.2%"):
+        assert cell in res.stdout

@@ -5,6 +5,43 @@ from __future__ import annotations
 from lattts.simulator.accuracy import accuracy_basis
 from lattts.units import column_unit, format_duration, format_duration_in
 
+NARROW_COLUMNS = 100  # below this terminal width, tables drop their borders and print_table fits them
+
+
+def new_table(console, title: str):
+    """A rich table: boxed on a wide terminal, borderless on a narrow one (an 80-column window), where
+    ``print_table`` fits its columns."""
+    from rich.table import Table
+
+    if console.width >= NARROW_COLUMNS:
+        return Table(title=title, title_justify="left")
+    return Table(title=title, title_justify="left", box=None, padding=(0, 1))
+
+
+def print_table(console, table) -> None:
+    """Print ``table``; a borderless one first gets fixed column widths that fit the console. (Rich's own
+    shrinking, at 80 columns, cut 'latency' to 'laten…' and dropped the last column while a wider column
+    still had room to wrap.) Each column starts at its widest line; the one with the most room above its
+    longest word gives a character at a time until the table fits, so words wrap and none is cut."""
+    if table.box is None:
+        from rich.cells import cell_len
+
+        texts = [[str(col.header), *map(str, col._cells)] for col in table.columns]  # the cells as added
+        widest = [max(cell_len(line) for text in col for line in text.splitlines() or [""]) for col in texts]
+        floor = [max([cell_len(word) for text in col for word in text.split()] + [column.min_width or 1])
+                 for col, column in zip(texts, table.columns)]
+        widths = list(widest)
+        room = console.width - 2 * len(widths)  # padding (0, 1) on every column
+        while sum(widths) > room:
+            i = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
+            if widths[i] <= floor[i]:
+                break  # every column at its longest word: rich wraps what is left
+            widths[i] -= 1
+        for column, width in zip(table.columns, widths):
+            column.width = width
+    console.print(table)
+
+
 LABELS = {"best": "latency-optimal", "baseline": "baseline (B=1, γ=0)", "branch_wise": "branch-wise (γ=0)",
           "sequence_wise": "sequence-wise (B=1)"}
 
@@ -103,16 +140,14 @@ def _unit(points) -> str:
 
 
 def _answer_table(console, plan, rows, budget_s: float) -> None:
-    from rich.table import Table
-
     unit = _unit([p for _, p in rows])
     title = (f"predicted by lattts within {format_duration(budget_s)}: the answer and the best of each strategy "
              f"the paper compares (lattts' numbers, not the paper's)")
     if plan.curve_use and plan.curve_use.stand_in:
         title += f"; {STAND_IN_MARK} accuracy: stand-in curve of {plan.problem.curve.model}"
-    table = Table(title=title, title_justify="left")
+    table = new_table(console, title)
     for col in ("strategy", "B", "γ", "L", f"latency ({unit})", f"p90 ({unit})", "P(≤T)", "accuracy", "basis",
-                "tok/round"):
+                "tok per round"):
         table.add_column(col, justify="left" if col in ("strategy", "basis") else "right",
                          min_width=15 if col == "strategy" else None)
     for key, point in rows:
@@ -123,7 +158,7 @@ def _answer_table(console, plan, rows, budget_s: float) -> None:
                       format_duration_in(point.latency_s, unit, True), format_duration_in(point.latency_p90_s, unit, True),
                       f"{point.p_within_budget:.0%}", accuracy_cell(plan, point), basis_cell(point, plan.problem.curve),
                       f"{point.tokens_per_round:.2f}", style="bold green" if key == "best" else None)
-    console.print(table)
+    print_table(console, table)
 
 
 def frontier_window(front, best, budget_s: float, rows: int) -> range:
@@ -138,8 +173,6 @@ def frontier_window(front, best, budget_s: float, rows: int) -> range:
 
 
 def _frontier_table(console, plan, front, best, budget_s: float, rows: int) -> None:
-    from rich.table import Table
-
     window = frontier_window(front, best, budget_s, rows)
     shown = [front[i] for i in window]
     hidden = [f"{window.start} faster" if window.start else "", f"{len(front) - window.stop} slower"
@@ -149,7 +182,7 @@ def _frontier_table(console, plan, front, best, budget_s: float, rows: int) -> N
     title = f"Pareto frontier: {len(front)} points" + (
         f", {len(shown)} around the budget and the answer shown ({hidden_text} not shown; --frontier-rows N)"
         if hidden_text else "")
-    table = Table(title=title, title_justify="left")
+    table = new_table(console, title)
     for col in ("", "B", "γ", "L", f"latency ({unit})", f"p90 ({unit})", "P(≤T)", "accuracy", "basis"):
         table.add_column(col, justify="left" if col in ("", "basis") else "right")
     for n, point in enumerate(shown):
@@ -161,7 +194,8 @@ def _frontier_table(console, plan, front, best, budget_s: float, rows: int) -> N
                       format_duration_in(point.latency_p90_s, unit, True), f"{point.p_within_budget:.0%}",
                       accuracy_cell(plan, point), basis_cell(point, plan.problem.curve),
                       style="bold green" if is_answer else None, end_section=last_within)
-    console.print(table)
-    crossed = any(p.latency_s <= budget_s for p in shown) and any(p.latency_s > budget_s for p in shown)
+    print_table(console, table)
+    crossed = table.box is not None and any(p.latency_s <= budget_s for p in shown) and \
+        any(p.latency_s > budget_s for p in shown)  # a borderless (narrow) table draws no section line
     console.print("  * within budget (mean latency); → the answer"
                   + (f"; the line marks the budget, {format_duration(budget_s)}" if crossed else ""))
