@@ -1,9 +1,12 @@
 """Forward passes of a served model, timed through the server's own clock.
 
 A server runs whole generations, not single passes, so each pass shape is read off a request:
-a decode step (B, q=1, s) is the decode-step time a budget-forced request of B samples reports
-(llama.cpp's ``predicted_per_token_ms``: its generated span over its steps) with the context
-centred on s; a prefill (B, q=P, s=0) is the time to the first token of a request of B samples of
+a decode step (B, q=1, s) is the difference between the generated spans (llama.cpp's
+``predicted_ms``, slowest sample) of two budget-forced requests of B samples, one LEAD_TOKENS long and
+one DECODE_TOKENS longer, over DECODE_TOKENS, with those steps centred on s. One request's own
+``predicted_per_token_ms`` holds a start-up of a few hundred ms when n > 1 (measured here at B=4:
+43.4 ms per token over 24 tokens, 33.1 ms over 96; the difference of the two spans gave 29.8 ms), which
+a long generation does not pay per step; a prefill (B, q=P, s=0) is the time to the first token of a request of B samples of
 a P-token prompt (wall time minus the decode span: it holds the request's own overhead, which a
 served generation pays once too). Prompts are fresh random token ids, so no prefix cache helps.
 ``ServerPassRunner`` has the calibration sweep's ``time_pass`` interface, so the sweep, its pairing
@@ -19,7 +22,8 @@ from lattts.backend import GenerationRequest
 from lattts.calibrate.grid import PassShape
 from lattts.errors import UserError
 
-DECODE_TOKENS = 24  # decode steps timed per request; the context is centred on the point's s
+DECODE_TOKENS = 24  # decode steps timed per point: the longer request's extra steps, centred on the point's s
+LEAD_TOKENS = 8  # the shorter request: its span holds the start-up the difference removes
 
 
 class ServerPassRunner:
@@ -43,12 +47,10 @@ class ServerPassRunner:
 
     def _once(self, point: PassShape) -> float:
         if point.query == 1 and point.context > 0:  # a decode step at context s
-            prompt = max(point.context - self.decode_tokens // 2, 1)
-            request = GenerationRequest.forced(self._prompt(prompt), point.batch, self.decode_tokens, temperature=1.0,
-                                               seed=self.rng.randrange(1 << 30))
-            result = self.backend.generate(request)
-            steps = [float(t["predicted_per_token_ms"]) for t in result.server["timings"]]
-            return max(steps) / 1e3
+            prompt = max(point.context - LEAD_TOKENS - self.decode_tokens // 2, 1)
+            short, long = (self._span_s(self._prompt(prompt), point.batch, n)
+                           for n in (LEAD_TOKENS, LEAD_TOKENS + self.decode_tokens))
+            return max(long - short, 1e-6) / self.decode_tokens
         if point.context == 0:  # a prefill of B x q tokens
             start = time.perf_counter()
             request = GenerationRequest.forced(self._prompt(point.query), point.batch, 2, temperature=1.0,
@@ -57,6 +59,12 @@ class ServerPassRunner:
             decode = max(float(t.get("predicted_ms", 0.0)) for t in result.server["timings"]) / 1e3
             return max(time.perf_counter() - start - decode, 1e-6)
         raise ValueError(f"a server cannot time a pass of q={point.query} on s={point.context} cached tokens")
+
+    def _span_s(self, prompt: list[int], batch: int, tokens: int) -> float:
+        """The generated span of the slowest of ``batch`` samples of ``tokens`` tokens each (seconds)."""
+        request = GenerationRequest.forced(prompt, batch, tokens, temperature=1.0, seed=self.rng.randrange(1 << 30))
+        result = self.backend.generate(request)
+        return max(float(t["predicted_ms"]) for t in result.server["timings"]) / 1e3
 
     def time_pass(self, point: PassShape, repeats: int, warmup: int) -> list[float]:
         for _ in range(warmup):
