@@ -176,5 +176,6 @@ def test_predict_tables_fit_the_terminal_and_cut_no_value(columns):
     tables = [line for line in lines[start + 1:end] if not line.startswith("Pareto frontier")]  # titles soft-wrap
     assert len(tables) >= 12 and max(len(line) for line in tables) <= columns, "\n".join(tables)
     assert "…" not in res.stdout
-    for cell in ("latency-optimal", "accuracy", "extrap-B", "interp-L", "92.2%"):
+    for cell in ("latency-optimal", "accuracy", "extrap-B", "interp-L"):
         assert cell in res.stdout
+    assert re.search(r"\b\d{2}\.\d%", "\n".join(tables))  # accuracies whole

@@ -167,3 +167,33 @@ def test_emit_llama_cpp_gives_slots_context_and_draft(tmp_path):
     assert f"-md '<a GGUF of simplescaling/s1.1-7B>' --spec-draft-n-max {b['draft_len']}" in e["launch"]
     assert e["request"] == {"prompt": "<your prompt>", "n": b["branches"], "n_predict": b["max_tokens"],
                             "ignore_eos": True, "temperature": 1.0}
+
+
+def test_a_served_decode_step_leaves_out_the_start_up_of_n_samples():
+    # llama.cpp's span of an n=B request is start-up + tokens x step; the step is what a long run pays per
+    # token, so the timer takes the difference of two spans (measured here: B=4 gave 43.4 ms per token
+    # over 24 tokens against 33.1 over 96, from the same server)
+    from types import SimpleNamespace
+
+    from lattts.calibrate.grid import PassShape
+    from lattts.serving.timing import ServerPassRunner
+
+    step_ms, start_up_ms, asked = 30.0, 250.0, []
+
+    class Served:
+        engine = "llama.cpp"
+        info = SimpleNamespace(draft_len=0, launch={"n_vocab": 1000}, version="fake", url="http://127.0.0.1:1")
+
+        def generate(self, request):
+            asked.append((len(request.prompts[0]), request.branches, request.max_tokens))
+            span = start_up_ms + step_ms * request.max_tokens
+            timings = [{"predicted_ms": span - 1.0 * b, "predicted_per_token_ms": span / request.max_tokens}
+                       for b in range(request.branches)]
+            return SimpleNamespace(server={"timings": timings})
+
+    runner = ServerPassRunner(Served())
+    (seconds,) = runner.time_pass(PassShape(4, 1, 512), repeats=1, warmup=0)
+    assert seconds == pytest.approx(step_ms / 1e3)  # the per-token figure of either request is 40 ms or more
+    (short, long) = asked
+    assert short[1] == long[1] == 4 and long[2] - short[2] == 24
+    assert short[0] + (short[2] + long[2]) / 2 == pytest.approx(512)  # the timed steps are centred on s

@@ -1,14 +1,18 @@
 """Forward passes of a served model, timed through the server's own clock.
 
-A server runs whole generations, not single passes, so each pass shape is read off a request:
-a decode step (B, q=1, s) is the difference between the generated spans (llama.cpp's
-``predicted_ms``, slowest sample) of two budget-forced requests of B samples, one LEAD_TOKENS long and
-one DECODE_TOKENS longer, over DECODE_TOKENS, with those steps centred on s. One request's own
-``predicted_per_token_ms`` holds a start-up of a few hundred ms when n > 1 (measured here at B=4:
-43.4 ms per token over 24 tokens, 33.1 ms over 96; the difference of the two spans gave 29.8 ms), which
-a long generation does not pay per step; a prefill (B, q=P, s=0) is the time to the first token of a request of B samples of
-a P-token prompt (wall time minus the decode span: it holds the request's own overhead, which a
-served generation pays once too). Prompts are fresh random token ids, so no prefix cache helps.
+A server runs whole generations, not single passes, so each pass shape is read off requests.
+
+- A decode step (B, q=1, s) is the difference between the generated spans (llama.cpp's
+  ``predicted_ms``, slowest sample) of two budget-forced requests of B samples, LEAD_TOKENS and
+  LEAD_TOKENS + DECODE_TOKENS long, over DECODE_TOKENS, with those steps centred on s. One request's
+  own ``predicted_per_token_ms`` holds a start-up of a few hundred ms when n > 1, which a long
+  generation does not pay per step (measured here at B=4: 43.4 ms per token over 24 tokens, 33.1 ms
+  over 96; the difference of the two spans gave 29.8 ms).
+- A prefill (B, q=P, s=0) is the time to the first token of a request of B samples of a P-token
+  prompt (wall time minus the decode span: it holds the request's own overhead, which a served
+  generation pays once too).
+
+Prompts are fresh random token ids, so no prefix cache helps.
 ``ServerPassRunner`` has the calibration sweep's ``time_pass`` interface, so the sweep, its pairing
 with an anchor and its resumable measurements file serve a server exactly as they serve the engine.
 """
