@@ -8,6 +8,7 @@ pass a fake module with the same functions as ``pynvml``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -59,14 +60,31 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def query_gpus(nvml: Any = None) -> list[GpuInfo]:
-    """Every GPU NVML sees. Raises NvmlUnavailable with the reason when NVML cannot answer."""
+@contextmanager
+def _session(nvml: Any):
+    """An initialised NVML (pynvml, or a fake with its functions) for the block, shut down after it; any
+    NVML error inside, the init's included, becomes NvmlUnavailable with its reason."""
     nvml = nvml or _load_pynvml()
     try:
         nvml.nvmlInit()
     except Exception as exc:  # pynvml raises dynamically created NVMLError_* subclasses
         raise NvmlUnavailable(_reason(exc)) from None
     try:
+        yield nvml
+    except NvmlUnavailable:
+        raise
+    except Exception as exc:
+        raise NvmlUnavailable(_reason(exc)) from None
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def query_gpus(nvml: Any = None) -> list[GpuInfo]:
+    """Every GPU NVML sees. Raises NvmlUnavailable with the reason when NVML cannot answer."""
+    with _session(nvml) as nvml:
         driver = _text(nvml.nvmlSystemGetDriverVersion())
         gpus = []
         for index in range(nvml.nvmlDeviceGetCount()):
@@ -83,30 +101,9 @@ def query_gpus(nvml: Any = None) -> list[GpuInfo]:
                 sm_clock_max_mhz=clocks[0], mem_clock_max_mhz=clocks[1],
             ))
         return gpus
-    except NvmlUnavailable:
-        raise
-    except Exception as exc:
-        raise NvmlUnavailable(_reason(exc)) from None
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 def free_memory_bytes(index: int, nvml: Any = None) -> int:
     """Bytes of GPU ``index``'s memory not allocated now, by any process. Raises NvmlUnavailable."""
-    nvml = nvml or _load_pynvml()
-    try:
-        nvml.nvmlInit()
-    except Exception as exc:
-        raise NvmlUnavailable(_reason(exc)) from None
-    try:
+    with _session(nvml) as nvml:
         return int(nvml.nvmlDeviceGetMemoryInfo(nvml.nvmlDeviceGetHandleByIndex(index)).free)
-    except Exception as exc:
-        raise NvmlUnavailable(_reason(exc)) from None
-    finally:
-        try:
-            nvml.nvmlShutdown()
-        except Exception:
-            pass
