@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from typer.testing import CliRunner
@@ -24,12 +25,21 @@ SLOTS, CONTEXT = 4, 512
 def start_server(*args: str) -> tuple[subprocess.Popen, str]:
     cmd = [sys.executable, "-m", "lattts", "serve", "--model", "smollm2-135m", "--slots", str(SLOTS),
            "--context", str(CONTEXT), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    # llama.cpp logs every slot event to stderr: into a pipe nobody reads, it fills the pipe's 64 kB and the
+    # server blocks on its next log line (seen as a server that no longer stops on SIGTERM)
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=os.environ.copy())
+    proc.log = log
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):
         proc.kill()
-        raise RuntimeError(f"lattts serve did not start: {proc.stderr.read()[-500:]}")
+        raise RuntimeError(f"lattts serve did not start: {tail(proc)}")
     return proc, url
+
+
+def tail(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)
+    return proc.log.read()[-500:]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,11 @@ def servers():
     yield {"plain": plain_url, "spec": spec_url}
     for proc in (plain, spec):
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0  # SIGTERM stops the server cleanly
+        try:
+            assert proc.wait(timeout=20) == 0, tail(proc)  # SIGTERM stops the server cleanly
+        finally:
+            proc.kill()
+            proc.log.close()
 
 
 def test_client_reads_the_server_and_its_model(servers):
