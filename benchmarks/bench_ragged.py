@@ -7,8 +7,9 @@ calibrated prediction and its draft passes 6-16% above, while plain decoding at 
 within a few percent. A ragged cache changes three things in ``Transformer.forward``: the attention
 takes a (B, 1, q, total) mask instead of none (q = 1) or one shared row (q > 1); new K/V are written by
 advanced indexing instead of a slice; and every branch attends over the longest branch's length.
-This times each of those apart, on SmolLM2-135M's shape with random weights (time does not depend on
-their values).
+This times equal lengths, lengths spread over 32 tokens, and equal lengths but one branch a token
+short (the mask and indexed writes without the longer span), on SmolLM2-135M's shape with random
+weights (time does not depend on their values).
 
 Run: python benchmarks/bench_ragged.py [--quick]. Prints one JSON object (quote it in notes). Medians
 of repeated passes, uniform and ragged interleaved so that drift hits both alike.
@@ -63,14 +64,14 @@ def main() -> None:
     for batch in (4, 16):
         for context in (128, 512):
             for q in (1, 3):
-                uniform, ragged, longest = [], [], []
+                uniform, ragged, one_short = [], [], []
                 for _ in range(3):  # interleaved blocks
                     uniform += pass_seconds(model, [context] * batch, q, repeats)
                     ragged += pass_seconds(model, ragged_lengths(batch, context, 32), q, repeats)
                     # equal lengths, except one branch one token short: the mask and indexed writes of a
                     # ragged batch, with every branch attending over the same span
-                    longest += pass_seconds(model, [context] * (batch - 1) + [context - 1], q, repeats)
-                u, r, one = (statistics.median(t) for t in (uniform, ragged, longest))
+                    one_short += pass_seconds(model, [context] * (batch - 1) + [context - 1], q, repeats)
+                u, r, one = (statistics.median(t) for t in (uniform, ragged, one_short))
                 out["rows"].append({"batch": batch, "context": context, "query": q, "uniform_s": u,
                                     "ragged_32_s": r, "one_short_s": one, "ragged_over_uniform": r / u,
                                     "one_short_over_uniform": one / u})
