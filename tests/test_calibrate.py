@@ -166,6 +166,24 @@ def test_noisy_points_get_more_pairs_quiet_ones_do_not(tmp_path):
     assert min(noisy) > 4 and max(noisy) <= 8
 
 
+def test_points_timed_another_way_are_not_resumed(isolated_home):
+    """A sweep's timer is part of its resume key: a rerun with the same timer resumes every point, one
+    with another timer (a server calibration after its step timer changed) measures them afresh."""
+    request = run.CalibrationRequest(target=target(), shapes=(SHAPES[0],), dtype="fp32", quick=True,
+                                     out=isolated_home / "p.json")
+    grid = tuple(cpu_grid(quick=True))[:6]
+
+    def once(timer):
+        plan = run.SweepPlan(grid, 1, warmup=0, timer=timer)
+        return run.calibrate(request, lambda s: SyntheticRunner(s), measure=None, sweep=plan)
+
+    first = once("span difference 8/32 tokens")
+    again = once("span difference 8/32 tokens")
+    other = once("per-token timings")
+    assert first.sweep["resumed"] == 0 and again.sweep["resumed"] == len(read(first.measurements_file))
+    assert other.sweep["resumed"] == 0 and other.measurements_file != first.measurements_file
+
+
 def test_calibrate_pipeline_saves_a_profile_predict_finds(isolated_home):
     from lattts.hardware.choose import Detection, choose_profile
     from lattts.hardware.cpu import detect_cpu

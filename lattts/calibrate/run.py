@@ -80,6 +80,7 @@ class SweepPlan:
     repeats: int
     warmup: int = 2
     rows_factor: bool = False  # also fit the matmul correction by rows (one served shape over many B)
+    timer: str = ""  # how a point is timed where that has changed between versions: part of the resume key
 
 
 @dataclass
@@ -125,8 +126,10 @@ def fingerprint_gpu(index: int, nvml: Any = None, cuda_available: Callable[[], b
                   {"kind": "gpu", **gpu.to_dict()})
 
 
-def run_key(target: Target, engine: str, dtype: str, shapes: list[ModelSpec], grid: list[PassShape], repeats: int) -> str:
+def run_key(target: Target, engine: str, dtype: str, shapes: list[ModelSpec], grid: list[PassShape], repeats: int,
+            timer: str = "") -> str:
     blob = json.dumps({"device": target.key, "engine": engine, "dtype": dtype, "repeats": repeats,
+                       **({"timer": timer} if timer else {}),  # absent for the engine, so its old keys still resume
                        "shapes": [s.to_hf_config() | {"name": s.name} for s in shapes],
                        "grid": [p.key for p in grid]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -202,10 +205,10 @@ def runner_factory(engine: str, device: str, dtype: str) -> Callable[[ModelSpec]
     return lambda spec: TorchRunner(spec, device, dtype)
 
 
-def _measurements_folder(request: CalibrationRequest, grid: list[PassShape], repeats: int) -> Path:
+def _measurements_folder(request: CalibrationRequest, sweep: SweepPlan) -> Path:
     """The run's folder, keyed by everything that shapes its points (a rerun resumes it)."""
     target, engine, dtype = request.target, request.engine, request.dtype
-    key = run_key(target, engine, dtype, list(request.shapes), grid, repeats)
+    key = run_key(target, engine, dtype, list(request.shapes), list(sweep.grid), sweep.repeats, sweep.timer)
     folder = data_dir() / "calibrations" / target.key / f"{engine}-{dtype}-{key}"
     if not request.resume and folder.exists():
         shutil.rmtree(folder)
@@ -267,7 +270,7 @@ def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], Pa
     target, shapes, dtype = request.target, list(request.shapes), request.dtype
     sweep = sweep or default_sweep(request)
     grid, repeats = list(sweep.grid), sweep.repeats
-    measurements = _measurements_folder(request, grid, repeats) / "measurements.csv"
+    measurements = _measurements_folder(request, sweep) / "measurements.csv"
     done = {m.key for m in read(measurements)} if measurements.exists() else set()
     if on_start:
         on_start(grid, shapes, done)

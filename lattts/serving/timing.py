@@ -28,6 +28,9 @@ from lattts.errors import UserError
 
 DECODE_TOKENS = 24  # decode steps timed per point: the longer request's extra steps, centred on the point's s
 LEAD_TOKENS = 8  # the shorter request: its span holds the start-up the difference removes
+# the method in one string, part of a calibration's resume key: points timed another way (one
+# request's predicted_per_token_ms, before this timer) are not resumed into a run of this one
+TIMER = f"span difference {LEAD_TOKENS}/{LEAD_TOKENS + DECODE_TOKENS} tokens"
 
 
 class ServerPassRunner:
