@@ -26,7 +26,7 @@ def print_table(console, table) -> None:
     if table.box is None:
         from rich.cells import cell_len
 
-        texts = [[str(col.header), *map(str, col._cells)] for col in table.columns]  # the cells as added
+        texts = [[str(col.header), *map(str, col.cells)] for col in table.columns]  # the cells as added
         widest = [max(cell_len(line) for text in col for line in text.splitlines() or [""]) for col in texts]
         floor = [max([cell_len(word) for text in col for word in text.split()] + [column.min_width or 1])
                  for col, column in zip(texts, table.columns)]
