@@ -37,15 +37,15 @@ def server_target(backend) -> Target:
 def calibrate_server(backend, spec: ModelSpec, quick: bool, resume: bool = True, out: Path | None = None,
                      progress=(None, None)) -> Calibration:
     """Time ``spec`` as ``backend`` serves it and fit its profile; ``progress`` is (on_point, on_start)."""
-    from lattts.serving.timing import TIMER, ServerPassRunner, server_grid
+    from lattts.serving.timing import ServerPassRunner, server_grid
 
     runner = ServerPassRunner(backend)
     info = backend.info
     request = CalibrationRequest(target=server_target(backend), shapes=(spec,), dtype=SERVER_KV_DTYPE, quick=quick,
                                  resume=resume, engine=info.engine, out=out)
     sweep = SweepPlan(tuple(server_grid(info.slots or 1, info.context_tokens or 2048, quick)), REPEATS[quick], warmup=0,
-                      rows_factor=True, timer=TIMER)
-    server = {**info.to_json(), "timer": TIMER, "weights": spec.weight_format.source if spec.weight_format else None,
+                      rows_factor=True, timer=runner.timer)
+    server = {**info.to_json(), "timer": runner.timer, "weights": spec.weight_format.source if spec.weight_format else None,
               "kv_dtype": SERVER_KV_DTYPE, "one_shape": "the fitted rates describe this model on this server"}
     on_point, on_start = progress
     return calibrate(request, lambda _: runner, on_point, on_start, measure=None, sweep=sweep, server=server)

@@ -28,9 +28,6 @@ from lattts.errors import UserError
 
 DECODE_TOKENS = 24  # decode steps timed per point: the longer request's extra steps, centred on the point's s
 LEAD_TOKENS = 8  # the shorter request: its span holds the start-up the difference removes
-# the method in one string, part of a calibration's resume key: points timed another way (one
-# request's predicted_per_token_ms, before this timer) are not resumed into a run of this one
-TIMER = f"span difference {LEAD_TOKENS}/{LEAD_TOKENS + DECODE_TOKENS} tokens"
 
 
 class ServerPassRunner:
@@ -44,6 +41,9 @@ class ServerPassRunner:
             raise UserError(f"calibrating through {backend.engine} needs per-step timings it does not report; "
                             f"time it with --from-csv instead, or calibrate a llama.cpp server")
         self.backend, self.decode_tokens = backend, decode_tokens
+        # the method in one string, part of a calibration's resume key: points timed another way (one
+        # request's predicted_per_token_ms, before this timer) are not resumed into a run of this one
+        self.timer = f"span difference {LEAD_TOKENS}/{LEAD_TOKENS + decode_tokens} tokens"
         self.rng = random.Random(seed)
         vocab = backend.info.launch.get("n_vocab") or 32000
         self.vocab = int(vocab)
