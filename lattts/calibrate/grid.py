@@ -11,13 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def engine_logits(query: int, context: int) -> int:
+    """Positions that get logits in the engine's pass of q tokens on s cached: all q when it verifies
+    drafts (q up to 16 on a cache), else the last."""
+    return query if 1 < query <= 16 and context > 0 else 1
+
+
 @dataclass(frozen=True, order=True)
 class PassShape:
-    """One forward pass to time: B sequences, each adding q tokens on top of s cached ones."""
+    """One forward pass to time: B sequences, each adding q tokens on top of s cached ones.
+
+    ``logits`` 0 leaves the positions that get logits to the engine's rule (``logit_positions``); a
+    runner that can only time another count says which (a server extends a cached prompt: one)."""
 
     batch: int
     query: int
     context: int
+    logits: int = 0
 
     @property
     def rows(self) -> int:
@@ -25,12 +35,14 @@ class PassShape:
 
     @property
     def logit_positions(self) -> int:
-        """Positions that get logits, as the engine asks: all q when verifying drafts, else the last."""
-        return self.query if 1 < self.query <= 16 and self.context > 0 else 1
+        """Positions that get logits: the runner's count where given, else the engine's rule."""
+        return self.logits or engine_logits(self.query, self.context)
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.batch, self.query, self.context)
+    def key(self) -> tuple[int, ...]:
+        """(B, q, s), and the logit positions where they are not the engine's rule (as ``Measurement.key``)."""
+        own = self.logits and self.logits != engine_logits(self.query, self.context)
+        return (self.batch, self.query, self.context) + ((self.logits,) if own else ())
 
 
 def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[PassShape]:

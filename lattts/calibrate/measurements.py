@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lattts.calibrate.grid import engine_logits
 from lattts.errors import UserError
 
 COLUMNS = ("shape", "batch", "query_len", "context_len", "logits", "latency_s", "spread", "repeats", "status", "time",
@@ -46,7 +47,9 @@ class Measurement:
 
     @property
     def key(self) -> tuple:
-        return (self.shape, self.batch, self.query_len, self.context_len)
+        """(shape, B, q, s) and, as ``PassShape.key`` has them, logit positions other than the engine's rule."""
+        own = self.logits != engine_logits(self.query_len, self.context_len)
+        return (self.shape, self.batch, self.query_len, self.context_len) + ((self.logits,) if own else ())
 
 
 def append(path: Path, m: Measurement) -> None:
@@ -87,7 +90,7 @@ def read(path: Path, default_shape: str | None = None) -> list[Measurement]:
             latency = float(row["latency_s"]) if status == "ok" else float("nan")
             if b < 1 or q < 1 or s < 0 or (status == "ok" and not latency > 0):
                 raise ValueError
-            logits = int(row["logits"]) if row.get("logits") else (q if 1 < q <= 16 and s > 0 else 1)
+            logits = int(row["logits"]) if row.get("logits") else engine_logits(q, s)
             devices = int(row.get("devices") or 1)
             if devices < 1:
                 raise ValueError
