@@ -52,6 +52,15 @@ def test_plain_decoding_is_prefill_plus_l_minus_one_steps():
     assert lat.total_s[()] == pytest.approx(prefill + fork + steps, rel=1e-9)
 
 
+def test_a_served_request_pays_its_own_cost_once():
+    # a server's fixed cost per request (HTTP, slot set-up) is one term of the prefill, whatever B, gamma, L
+    served = Deployment.on(replace(H100.profile, request_overhead_s=0.04))
+    work = Workload(S32, 100, S7, AcceptanceModel.iid(0.8, "t"))
+    for B, gamma, L in ((1, 0, 32), (8, 0, 512), (4, 3, 200)):
+        extra = generation_latency(work, served, B, gamma, L).total_s - generation_latency(work, H100, B, gamma, L).total_s
+        assert float(extra) == pytest.approx(0.04)
+
+
 def test_speculative_schedule_matches_explicit_rounds():
     P, L, B, gamma = 100, 200, 4, 3
     acc = AcceptanceModel.iid(0.8, "t")

@@ -77,3 +77,16 @@ def test_vectorised_and_scalar_agree():
     b = np.array([1, 2, 8, 64])
     vec = pass_time(S32, H100, b, 1, 1000)
     assert np.allclose(vec, [forward_pass(S32, H100, int(x), 1, 1000).time_s for x in b])
+
+
+def test_a_per_sequence_cost_sets_b_sequences_apart_from_b_tokens_of_one():
+    # a server's per-slot work (sampling, bookkeeping) is paid per sequence and pass: a decode step of
+    # B sequences costs B of it, a pass of B tokens of one sequence one (llama.cpp: B=5 37-40 ms, q=5 26-31)
+    from dataclasses import replace
+
+    spec = resolve_model("smollm2-135m")
+    base, slot = H100, 2e-3
+    costly = Deployment.on(replace(H100.profile, seq_overhead_s=slot))
+    for b, q in ((5, 1), (1, 5), (8, 1)):
+        extra = float(pass_time(spec, costly, b, q, 64, 1)) - float(pass_time(spec, base, b, q, 64, 1))
+        assert extra == pytest.approx(b * slot)

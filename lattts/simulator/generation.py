@@ -163,7 +163,8 @@ def _prefill(work: Workload, deploy: Deployment, branches, speculative: bool):
             return prefill_time(spec, deploy, branches, P)
         return pass_time(spec, deploy, branches, P, 0, 1)  # (B, P) in one pass
 
-    return one(work.target) + (one(work.draft) if speculative else 0.0)
+    # a served request also pays its own fixed cost once (0 for lattts' engine)
+    return one(work.target) + (one(work.draft) if speculative else 0.0) + deploy.profile.request_overhead_s
 
 
 def _plain(work: Workload, deploy: Deployment, b, n):

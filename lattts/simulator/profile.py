@@ -54,6 +54,8 @@ class DeviceProfile:
     knee_sharpness: float = math.inf  # p in (mem^p + compute^p)^(1/p) for matmuls; inf = roofline max
     sample_call_s: float = 0.0  # engine's cost of one sampling call (probabilities, draw), outside passes
     sample_s_per_logit: float = 0.0  # and per logit it processes (rows x vocabulary)
+    request_overhead_s: float = 0.0  # a serving engine's fixed cost per request beside its passes (HTTP, slot set-up)
+    seq_overhead_s: float = 0.0  # fixed cost per sequence per pass (a server's per-slot work: sampling, bookkeeping)
     usable_memory_fraction: float = USABLE_MEMORY_FRACTION
     interconnect_bytes_per_s: float | None = None  # all-reduce bus bandwidth of the ring form (bytes/s)
     allreduce_latency_s: float = ALLREDUCE_LATENCY_S
@@ -121,7 +123,8 @@ class DeviceProfile:
         for key in ("weight_bw_bytes_per_s", "gemv_bw_bytes_per_s", "act_bw_bytes_per_s", "kv_bw_bytes_per_s",
                     "matmul_flops_per_s", "attn_flops_per_s", "memory_bytes"):
             _check(kwargs[key], source, key, positive=True)
-        for key in ("pass_overhead_s", "layer_overhead_s", "matmul_kernel_s", "elementwise_kernel_s"):
+        for key in ("pass_overhead_s", "layer_overhead_s", "matmul_kernel_s", "elementwise_kernel_s",
+                    "sample_call_s", "sample_s_per_logit", "request_overhead_s", "seq_overhead_s"):
             _check(kwargs.get(key, 0.0), source, key, positive=False)
         for key in ("elementwise_bw_bytes_per_s", "row_bw_bytes_per_s"):
             if kwargs.get(key) is not None:

@@ -79,6 +79,7 @@ class PassWork:
     head_rows: np.ndarray
     elementwise_bytes: np.ndarray
     comm_bytes: np.ndarray  # all-reduce payload per pass when tensor-parallel
+    sequences: np.ndarray | float = 1.0  # B: the sequences the pass advances (a server's per-slot work)
 
 
 def pass_work(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_positions=None) -> PassWork:
@@ -128,7 +129,7 @@ def pass_work(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_
         linear_flops=linear_flops, linear_weight_bytes=spec.linear_weight_bytes(deploy.dtype) / devices,
         linear_act_bytes=linear_act, rows=N, attn_flops=attn_flops, attn_kv_bytes=attn_kv, attn_act_bytes=attn_act,
         head_flops=head_flops, head_weight_bytes=spec.lm_head_weight_bytes(deploy.dtype) / devices, head_act_bytes=head_act,
-        head_rows=head_rows, elementwise_bytes=elementwise, comm_bytes=comm,
+        head_rows=head_rows, elementwise_bytes=elementwise, comm_bytes=comm, sequences=B,
     )
 
 
@@ -188,7 +189,7 @@ def group_times(work: PassWork, spec: ModelSpec, deploy: Deployment) -> dict[str
     att_cmp = work.attn_flops / profile.attn_flops_per_s
     elem = elementwise_time(profile, L * profile.elementwise_kernels_per_layer + 1, work.elementwise_bytes, work.rows)
     zero = np.zeros_like(work.rows)
-    overhead = zero + profile.pass_overhead_s + L * profile.layer_overhead_s
+    overhead = zero + profile.pass_overhead_s + L * profile.layer_overhead_s + work.sequences * profile.seq_overhead_s
     comm = allreduce_time(profile, devices, 2 * L, work.comm_bytes) + zero if devices > 1 else zero
     return {
         "linear": linear,
