@@ -51,6 +51,8 @@ class GenerationRequest:
     ``min_tokens``; with ``continuation`` (plain decoding only) a branch that tries to stop early gets
     those tokens instead (e.g. "Wait", as in s1). ``draft_len`` > 0 asks for speculative decoding
     with that many draft tokens per round. Branch b samples from a generator seeded with seed + b.
+    ``cached_prompt`` lets a server reuse a prompt it still holds (calibration's decode steps, whose
+    prefill is not timed); otherwise every run pays its prefill, as a new question does.
     """
 
     prompts: tuple[tuple[int, ...], ...]
@@ -63,6 +65,7 @@ class GenerationRequest:
     draft_len: int = 0
     stop_ids: tuple[int, ...] = ()
     continuation: tuple[int, ...] | None = None
+    cached_prompt: bool = False
 
     @classmethod
     def of(cls, prompt, **fields) -> "GenerationRequest":

@@ -382,3 +382,26 @@ def test_sampling_time_follows_the_engine_schedule():
     without = generation_latency(Workload(spec, 16), Deployment.on(replace(prof, sample_call_s=0.0, sample_s_per_logit=0.0)),
                                  4, 0, 10)
     assert float(with_sampling.total_s) - float(without.total_s) == pytest.approx(float(with_sampling.sampling_s))
+
+
+def test_a_servers_per_sequence_cost_is_fitted_from_decode_steps_beside_passes_of_one_sequence(isolated_home):
+    """A server's grid: decode steps of B sequences, passes of q tokens of one sequence (logits at the last,
+    as a cached prompt extended gives them) and prefills. With per_sequence the fit recovers the cost per
+    sequence and pass of a device that has one, and the points keep their logit count through the file."""
+    from lattts.serving.timing import server_grid
+
+    slot = 1.5e-3
+    device = replace(truth(), seq_overhead_s=slot)
+    request = run.CalibrationRequest(target=target(), shapes=(SHAPES[0],), dtype="fp32", quick=True,
+                                     out=isolated_home / "p.json", engine="llama.cpp")
+    grid = tuple(server_grid(8, 1024, quick=True))
+    assert any(p.logits == 1 and p.query > 1 and p.context > 0 for p in grid)
+    plan = run.SweepPlan(grid, 2, warmup=0, rows_factor=True, per_sequence=True, timer="synthetic")
+    result = run.calibrate(request, lambda s: SyntheticRunner(s, device), measure=None, sweep=plan)
+    assert result.profile.seq_overhead_s == pytest.approx(slot, rel=0.25)
+    assert result.errors["heldout"]["median"] < 0.05
+    extended = [m for m in read(result.measurements_file) if m.query_len > 1 and m.context_len > 0]
+    assert extended and all(m.logits == 1 for m in extended)
+    assert {m.key for m in extended} == {(SHAPES[0].name, *p.key) for p in grid if p.query > 1 and p.context > 0}
+    resumed = run.calibrate(request, lambda s: SyntheticRunner(s, device), measure=None, sweep=plan)
+    assert resumed.sweep["resumed"] == len(grid)  # logits in the key: every point found again

@@ -185,15 +185,76 @@ def test_a_served_decode_step_leaves_out_the_start_up_of_n_samples():
         info = SimpleNamespace(draft_len=0, launch={"n_vocab": 1000}, version="fake", url="http://127.0.0.1:1")
 
         def generate(self, request):
-            asked.append((len(request.prompts[0]), request.branches, request.max_tokens))
+            asked.append(request)
             span = start_up_ms + step_ms * request.max_tokens
             timings = [{"predicted_ms": span - 1.0 * b, "predicted_per_token_ms": span / request.max_tokens}
                        for b in range(request.branches)]
-            return SimpleNamespace(server={"timings": timings})
+            return SimpleNamespace(server={"timings": timings}, latency_s=span / 1e3)
 
     runner = ServerPassRunner(Served())
     (seconds,) = runner.time_pass(PassShape(4, 1, 512), repeats=1, warmup=0)
     assert seconds == pytest.approx(step_ms / 1e3)  # the per-token figure of either request is 40 ms or more
     (short, long) = asked
-    assert short[1] == long[1] == 4 and long[2] - short[2] == 24
-    assert short[0] + (short[2] + long[2]) / 2 == pytest.approx(512)  # the timed steps are centred on s
+    assert short.branches == long.branches == 4 and long.max_tokens - short.max_tokens == 24
+    # the timed steps are centred on s, on one prompt the server may keep cached between the two
+    assert len(short.prompts[0]) + (short.max_tokens + long.max_tokens) / 2 == pytest.approx(512)
+    assert short.prompts == long.prompts and short.cached_prompt and long.cached_prompt
+
+
+def test_a_verify_shaped_pass_is_a_cached_prompt_extended_and_the_request_cost_is_timed_apart():
+    # a pass of q tokens on s cached ones is the prompt_ms of a prompt extending one the slot holds; the
+    # client primes the slot again when another request took it (the server then processed every token)
+    from types import SimpleNamespace
+
+    from lattts.calibrate.grid import PassShape
+    from lattts.serving.llamacpp import LlamaCppServer
+    from lattts.serving.timing import ServerPassRunner
+
+    cache, per_token_ms, bodies = {"slot0": []}, 4.0, []
+
+    class Http:
+        base_url = "http://127.0.0.1:1"
+
+        async def post(self, path, body):
+            bodies.append(body)
+            prompt, held = body["prompt"], cache["slot0"]
+            common = 0
+            while common < min(len(prompt), len(held)) and prompt[common] == held[common]:
+                common += 1
+            cache["slot0"] = list(prompt)
+            new = len(prompt) - common
+            return SimpleNamespace(status=200, url=self.base_url, text="",
+                                   json=lambda: {"timings": {"prompt_n": new, "prompt_ms": per_token_ms * new}})
+
+    info = SimpleNamespace(draft_len=0, launch={"n_vocab": 1000}, version="fake", url=Http.base_url, slots=8,
+                           engine="llama.cpp", context_tokens=1024)
+    server = LlamaCppServer(Http(), info)
+    runner = ServerPassRunner(server)
+    first = runner.time_pass(PassShape(1, 5, 64, logits=1), repeats=2, warmup=0)
+    assert first == [pytest.approx(5 * per_token_ms / 1e3)] * 2
+    assert len(bodies) == 3  # the 64-token prefix once, then two extensions of it
+    assert all(b["cache_prompt"] and b["id_slot"] == 0 for b in bodies)
+    cache["slot0"] = [1, 2, 3]  # another request took the slot
+    assert runner.time_pass(PassShape(1, 3, 64, logits=1), 1, 0) == [pytest.approx(3 * per_token_ms / 1e3)]
+    assert len(bodies) == 6  # a failed extension (it processed 67 tokens), the prefix again, the extension
+    with pytest.raises(ValueError, match="cannot time a pass of B=2 x q=5"):
+        runner.time_pass(PassShape(2, 5, 64, logits=1), 1, 0)
+
+
+def test_a_request_overhead_is_wall_time_less_the_server_spans():
+    from types import SimpleNamespace
+
+    from lattts.serving.timing import ServerPassRunner
+
+    class Served:
+        engine = "llama.cpp"
+        info = SimpleNamespace(draft_len=0, launch={"n_vocab": 1000}, version="fake", url="http://127.0.0.1:1",
+                               slots=8)
+
+        def generate(self, request):
+            timings = [{"prompt_ms": 120.0, "predicted_ms": 10.0}]
+            return SimpleNamespace(server={"timings": timings}, latency_s=0.130 + 0.045)
+
+    fields, runs = ServerPassRunner(Served()).outside_costs(repeats=3)
+    assert fields["request_overhead_s"] == pytest.approx(0.045)
+    assert fields["sample_s_per_logit"] == 0.0 and len(runs["requests"]) == 3

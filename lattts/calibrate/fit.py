@@ -37,6 +37,9 @@ PARAMETERS = (
     ("layer_overhead_s", 1e-4, 1e-8, 0.1, "s"),
     ("knee_sharpness", 2.0, 1.0, 50.0, "p-norm exponent joining memory and compute time"),
 )
+# a server's work per slot and step (sampling, detokenizing, stop checks) beside its pass: what sets a
+# decode step of B sequences apart from a pass of B tokens of one (llama.cpp here: B=5 39.5 ms, q=5 26.0)
+SERVER_PARAMETERS = PARAMETERS + (("seq_overhead_s", 1e-3, 1e-7, 0.1, "s"),)
 
 
 @dataclass(frozen=True)

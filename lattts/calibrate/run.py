@@ -10,14 +10,15 @@ import shutil
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lattts import __version__
-from lattts.calibrate.fit import (PARAMETERS, ShapeData, cross_model_errors, fit_profile, fit_rows_factor,
-                                  heldout_errors, relative_errors, summary)
+from lattts.calibrate.fit import (PARAMETERS, SERVER_PARAMETERS, ShapeData, cross_model_errors, fit_profile,
+                                  fit_rows_factor, heldout_errors, relative_errors, summary)
 from lattts.calibrate.grid import PassShape, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
@@ -80,6 +81,7 @@ class SweepPlan:
     repeats: int
     warmup: int = 2
     rows_factor: bool = False  # also fit the matmul correction by rows (one served shape over many B)
+    per_sequence: bool = False  # also fit a fixed cost per sequence per pass (a server's per-slot work)
     timer: str = ""  # how a point is timed where that has changed between versions: part of the resume key
 
 
@@ -143,15 +145,16 @@ def group_by_shape(rows: list[Measurement], shapes: list[ModelSpec], dtype: str)
 
 
 def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = None,
-             folds: int = 5, rows_factor: bool = False) -> tuple[DeviceProfile, dict]:
-    """Fit on everything, and the in-sample, held-out and cross-model errors; ``rows_factor`` adds the
-    measured matmul correction by rows (``fit.fit_rows_factor``) to the physical fit."""
-    profile = fit_profile(data, base, limits)
+             folds: int = 5, rows_factor: bool = False, params=PARAMETERS) -> tuple[DeviceProfile, dict]:
+    """Fit ``params`` on everything, and the in-sample, held-out and cross-model errors; ``rows_factor``
+    adds the measured matmul correction by rows (``fit.fit_rows_factor``) to the physical fit."""
+    profile = fit_profile(data, base, limits, params)
     if rows_factor:
         profile = fit_rows_factor(profile, data)
     errors = {"in_sample": summary(relative_errors(profile, data)),
-              "heldout": summary(heldout_errors(data, base, folds, limits=limits, rows_factor=rows_factor))}
-    cross = cross_model_errors(data, base, limits)
+              "heldout": summary(heldout_errors(data, base, folds, limits=limits, params=params,
+                                                rows_factor=rows_factor))}
+    cross = cross_model_errors(data, base, limits, params)
     if cross:
         errors["cross_model"] = summary(np.concatenate(list(cross.values())))
         errors["cross_model_by_shape"] = {name: summary(e) for name, e in cross.items()}
@@ -177,7 +180,7 @@ def build_profile(fitted: DeviceProfile, request: CalibrationRequest, record: Fi
         "errors": record.errors, "drift": record.drift, "machine": record.machine, "server": record.server,
         "anchor": ({"shape": shapes[0].name, "config": shapes[0].to_hf_config(), "point": list(ANCHOR_POINT.key),
                     "reference_s": record.drift["anchor_reference_s"]} if record.drift.get("paired") else None),
-        "units": {name: unit for name, *_, unit in PARAMETERS},
+        "units": {name: unit for name, *_, unit in SERVER_PARAMETERS},
     }
     return replace(fitted, name=target.name, kind="calibrated", device_key=target.key, dtype=request.dtype,
                    memory_bytes=target.memory_bytes or fitted.memory_bytes,
@@ -218,8 +221,8 @@ def _measurements_folder(request: CalibrationRequest, sweep: SweepPlan) -> Path:
     return folder
 
 
-def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tuple[float, float, dict]:
-    """The engine's work outside forward passes: (seconds per sampling call, seconds per logit, the runs)."""
+def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tuple[dict, dict]:
+    """The engine's work outside forward passes: ({sample_call_s, sample_s_per_logit}, the runs)."""
     from lattts.calibrate.outside_passes import (fit_overhead, time_engine_overhead, time_transformers_overhead,
                                                  transformers_sampling_per_logit)
 
@@ -231,7 +234,7 @@ def outside_pass_costs(request: CalibrationRequest, fitted: DeviceProfile) -> tu
         per_logit = transformers_sampling_per_logit(vocab, device)
         probe = time_transformers_overhead(vocab, fitted, device)
         call_s = max(probe[0]["outside_s"] / (probe[0]["rounds"] + 1) - vocab * per_logit, 0.0)
-    return call_s, per_logit, {"runs": probe, "vocab": vocab}
+    return {"sample_call_s": call_s, "sample_s_per_logit": per_logit}, {"runs": probe, "vocab": vocab}
 
 
 def check_memory(request: CalibrationRequest) -> None:
@@ -260,13 +263,15 @@ def default_sweep(request: CalibrationRequest) -> SweepPlan:
 
 def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], PassRunner], on_point=None,
               on_start=None, measure: Callable[[str, str], dict] | None = measure_machine,
-              sweep: SweepPlan | None = None, server: dict | None = None) -> Calibration:
+              sweep: SweepPlan | None = None, server: dict | None = None,
+              outside: Callable[[DeviceProfile], tuple[dict, dict]] | None = None) -> Calibration:
     """Time the request's shapes (resumably), fit a profile, measure its errors and save it.
 
     ``on_start(grid, shapes, done)`` and ``on_point(spec, point, seconds)`` report progress;
     ``measure`` times the machine's limits and the engine's work outside passes (None in tests and
-    for servers, whose step times hold it); ``sweep`` overrides the device's grid; ``server``
-    describes a serving engine timed through ``make_runner``, for the provenance."""
+    for servers); ``sweep`` overrides the device's grid; ``server`` describes a serving engine timed
+    through ``make_runner``, for the provenance; ``outside(fitted)`` gives the costs outside passes as
+    profile fields and the runs behind them, where ``measure`` does not (a server's, timed through it)."""
     target, shapes, dtype = request.target, list(request.shapes), request.dtype
     sweep = sweep or default_sweep(request)
     grid, repeats = list(sweep.grid), sweep.repeats
@@ -288,11 +293,14 @@ def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], Pa
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")
     machine = measure(target.device, dtype) if measure else None
     fitted, errors = evaluate(data, placeholder_profile(target, dtype), fit_limits(machine),
-                              rows_factor=sweep.rows_factor)
-    if measure:
-        call_s, per_logit, runs = outside_pass_costs(request, fitted)
-        fitted = replace(fitted, sample_call_s=call_s, sample_s_per_logit=per_logit)
-        machine = {**machine, "outside_passes": runs}
+                              rows_factor=sweep.rows_factor,
+                              params=SERVER_PARAMETERS if sweep.per_sequence else PARAMETERS)
+    if outside is None and measure:
+        outside = partial(outside_pass_costs, request)
+    if outside is not None:
+        costs, runs = outside(fitted)
+        fitted = replace(fitted, **costs)
+        machine = {**(machine or {}), "outside_passes": runs}
     record = FitRecord(kernels[0] if kernels else "not recorded (resumed)", grid, measurements, errors, drift,
                        f"calibrated by lattts calibrate ({request.engine} engine, {dtype})", machine, server)
     profile = build_profile(fitted, request, record)

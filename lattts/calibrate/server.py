@@ -44,8 +44,9 @@ def calibrate_server(backend, spec: ModelSpec, quick: bool, resume: bool = True,
     request = CalibrationRequest(target=server_target(backend), shapes=(spec,), dtype=SERVER_KV_DTYPE, quick=quick,
                                  resume=resume, engine=info.engine, out=out)
     sweep = SweepPlan(tuple(server_grid(info.slots or 1, info.context_tokens or 2048, quick)), REPEATS[quick], warmup=0,
-                      rows_factor=True, timer=runner.timer)
+                      rows_factor=True, per_sequence=True, timer=runner.timer)
     server = {**info.to_json(), "timer": runner.timer, "weights": spec.weight_format.source if spec.weight_format else None,
               "kv_dtype": SERVER_KV_DTYPE, "one_shape": "the fitted rates describe this model on this server"}
     on_point, on_start = progress
-    return calibrate(request, lambda _: runner, on_point, on_start, measure=None, sweep=sweep, server=server)
+    return calibrate(request, lambda _: runner, on_point, on_start, measure=None, sweep=sweep, server=server,
+                     outside=lambda _: runner.outside_costs())

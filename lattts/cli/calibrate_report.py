@@ -17,10 +17,12 @@ def _rate(value: float, unit: str) -> str:
 
 
 def report(result, json_out: bool, html: Path | None) -> None:
-    from lattts.calibrate.fit import PARAMETERS
+    from lattts.calibrate.fit import PARAMETERS, SERVER_PARAMETERS
 
     p = result.profile
-    params = {name: {"value": getattr(p, name), "unit": unit} for name, *_, unit in PARAMETERS}
+    always = {name for name, *_ in PARAMETERS}  # a server's own parameters where it has them
+    params = {name: {"value": getattr(p, name), "unit": unit} for name, *_, unit in SERVER_PARAMETERS
+              if name in always or getattr(p, name)}
     if json_out:
         print_json({
             "profile": str(result.profile_file), "measurements": str(result.measurements_file),
@@ -45,14 +47,16 @@ def report(result, json_out: bool, html: Path | None) -> None:
         value, unit = entry["value"], entry["unit"]
         text = _rate(value, unit) if unit != "s" else f"{value * 1e3:.3g} ms"
         ref = ""
-        if machine and unit == "bytes/s":
+        if machine.get("read_bytes_per_s") and unit == "bytes/s":
             ref = f"read {format_rate(machine['read_bytes_per_s'], 'B')}"
-        elif machine and unit == "FLOP/s":
+        elif machine.get("matmul_flops_per_s") and unit == "FLOP/s":
             ref = f"matmul {format_rate(machine['matmul_flops_per_s'], 'FLOP')}"
         t.add_row(name, text, ref)
     if p.sample_call_s or p.sample_s_per_logit:
         t.add_row("sample_call_s", f"{p.sample_call_s * 1e3:.3g} ms", "engine sampling, outside passes")
         t.add_row("sample_s_per_logit", f"{p.sample_s_per_logit * 1e9:.3g} ns", "")
+    if p.request_overhead_s:
+        t.add_row("request_overhead_s", f"{p.request_overhead_s * 1e3:.3g} ms", "a server's cost per request, outside passes")
     console.print(t)
     e = Table(title="how well it predicts forward-pass time (|predicted/measured - 1|)", title_justify="left")
     for col in ("check", "median", "p90", "max", "points"):

@@ -15,14 +15,15 @@ per-position counters).
 from __future__ import annotations
 
 from lattts.backend import BranchOutput, GenerationRequest, GenerationResult, RequestError
-from lattts.serving.base import ServerInfo, ServingBackend, counts_from_counters, prometheus
-from lattts.serving.http import Http, ServerError
+from lattts.serving.base import ServerInfo, ServingBackend, counts_from_counters, error_message, prometheus
+from lattts.serving.http import Http, ServerError, run
 
 PREFIX = "llamacpp:"
 
 
 class LlamaCppServer(ServingBackend):
     engine = "llama.cpp"
+    _slot0_prefix: list[int] | None = None  # what ``extension_ms`` last left cached in slot 0
 
     def check(self, request: GenerationRequest) -> None:
         super().check(request)
@@ -37,8 +38,8 @@ class LlamaCppServer(ServingBackend):
             "prompt": prompt, "n": request.branches if request.shared_prompt else 1,
             "n_predict": request.max_tokens, "ignore_eos": request.min_tokens >= request.max_tokens,
             "temperature": request.temperature, "top_p": request.top_p, "top_k": 0, "min_p": 0.0,
-            # no prefix cache: every run pays its prefill, as a new question does
-            "seed": request.seed, "cache_prompt": False, "return_tokens": True, "stream": False,
+            # no prefix cache unless asked: every run pays its prefill, as a new question does
+            "seed": request.seed, "cache_prompt": request.cached_prompt, "return_tokens": True, "stream": False,
         }
 
     async def _tokenize(self, text: str, chat: bool) -> list[int]:
@@ -51,6 +52,31 @@ class LlamaCppServer(ServingBackend):
         if r.status != 200:
             raise ServerError(f"{r.url} could not tokenize ({r.status})")
         return [int(t) for t in r.json().get("tokens", [])]
+
+    def extension_ms(self, prefix: list[int], extension: list[int]) -> float:
+        """Milliseconds of the one pass that adds ``extension`` (q tokens, logits at the last) on top of
+        ``prefix`` cached in slot 0: the server's ``prompt_ms`` of prefix + extension. The prefix is
+        prefilled first where the slot does not hold it (another request took the slot since)."""
+        return run(self._extension_ms(list(prefix), list(extension)))
+
+    async def _extension_ms(self, prefix: list[int], extension: list[int]) -> float:
+        body = {"n_predict": 1, "temperature": 0.0, "cache_prompt": True, "id_slot": 0, "return_tokens": False}
+        for attempt in range(2):
+            if attempt or self._slot0_prefix != prefix:
+                await self._post({**body, "prompt": prefix})
+                self._slot0_prefix = prefix
+            timings = (await self._post({**body, "prompt": prefix + extension})).get("timings") or {}
+            if int(timings.get("prompt_n", -1)) == len(extension):
+                return float(timings["prompt_ms"])
+        raise ServerError(f"the llama.cpp server at {self.info.url} did not reuse its cached prompt (it processed "
+                          f"{timings.get('prompt_n')} tokens for {len(extension)} new); start it with prompt caching "
+                          f"on (the default) and run nothing else on it while it is calibrated")
+
+    async def _post(self, body: dict) -> dict:
+        r = await self.http.post("/completion", body)
+        if r.status != 200:
+            raise ServerError(f"llama.cpp at {r.url} refused the request ({r.status}: {error_message(r.text)})")
+        return r.json()
 
     async def counters(self) -> dict | None:
         if not self.info.launch.get("metrics"):
