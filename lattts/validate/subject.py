@@ -12,8 +12,13 @@ from lattts.errors import UserError
 from lattts.models.spec import ModelSpec
 from lattts.simulator.profile import DeviceProfile
 
-PILOT_PROMPTS = ("Write a short story about a lighthouse.", "Explain how a refrigerator keeps food cold.",
-                 "List three facts about the Moon, then explain one of them.")  # never the prompt validated
+# The pilot's prompts: questions of the kind validated (the default prompt is a MATH-style problem),
+# never the one validated. Acceptance moves with the kind of text: on llama.cpp with a self:24 draft of
+# SmolLM2 at gamma 4, three prose prompts gave alpha 0.214 and these three 0.260, where the validated
+# runs measured 0.28-0.31.
+PILOT_PROMPTS = tuple("Solve the problem and put the final answer in \\boxed{}. " + q for q in (
+    "What is 15% of 240?", "A rectangle has a perimeter of 30 and a length of 9. What is its area?",
+    "How many positive divisors does 36 have?"))
 
 
 @dataclass
