@@ -70,8 +70,8 @@ class ServerPassRunner:
 
     def _once(self, point: PassShape) -> float:
         if point.query == 1 and point.context > 0:  # a decode step at context s
-            n = max(point.context - LEAD_TOKENS - self.decode_tokens // 2, 1)
-            prompt = self._decode_prompts.setdefault(n, self._prompt(n))  # prefilled once, then cached
+            length = max(point.context - LEAD_TOKENS - self.decode_tokens // 2, 1)
+            prompt = self._decode_prompts.setdefault(length, self._prompt(length))  # prefilled once, then cached
             short, long = (self._span_s(prompt, point.batch, n)
                            for n in (LEAD_TOKENS, LEAD_TOKENS + self.decode_tokens))
             return max(long - short, 1e-6) / self.decode_tokens
@@ -79,23 +79,23 @@ class ServerPassRunner:
             prefix = self._prefixes.setdefault(point.context, self._prompt(point.context))
             return self.backend.extension_ms(prefix, self._prompt(point.query)) / 1e3
         if point.context == 0:  # a prefill of B x q tokens, on the server's clock
-            return self._request(self._prompt(point.query), point.batch, 2, SAMPLED)["prompt_ms"] / 1e3
+            return self._request(self._prompt(point.query), point.batch, 2)["prompt_ms"] / 1e3
         raise ValueError(f"a server cannot time a pass of B={point.batch} x q={point.query} on s={point.context} "
                          f"cached tokens with {point.logit_positions} logit positions")
 
-    def _request(self, prompt: list[int], batch: int, tokens: int, temperature: float) -> dict:
+    def _request(self, prompt: list[int], batch: int, tokens: int) -> dict:
         """One budget-forced request of ``batch`` samples: the server's prompt and generated spans (ms, the
         slowest sample's) and the wall time it took (s)."""
-        request = GenerationRequest.forced(prompt, batch, tokens, temperature=temperature, cached_prompt=True,
+        request = GenerationRequest.forced(prompt, batch, tokens, temperature=SAMPLED, cached_prompt=True,
                                            seed=self.rng.randrange(1 << 30))
         result = self.backend.generate(request)
         timings = result.server["timings"]
         return {"prompt_ms": max(float(t.get("prompt_ms", 0.0)) for t in timings),
                 "predicted_ms": max(float(t["predicted_ms"]) for t in timings), "wall_s": result.latency_s}
 
-    def _span_s(self, prompt: list[int], batch: int, tokens: int, temperature: float = SAMPLED) -> float:
+    def _span_s(self, prompt: list[int], batch: int, tokens: int) -> float:
         """The generated span of the slowest of ``batch`` samples of ``tokens`` tokens each (seconds)."""
-        return self._request(prompt, batch, tokens, temperature)["predicted_ms"] / 1e3
+        return self._request(prompt, batch, tokens)["predicted_ms"] / 1e3
 
     def outside_costs(self, repeats: int = OUTSIDE_REPEATS) -> tuple[dict, dict]:
         """A served generation's fixed cost beside its passes (HTTP, parsing, slot set-up) as the profile's
@@ -104,7 +104,7 @@ class ServerPassRunner:
         and step, inside the decode steps the fit reads: ``seq_overhead_s``.)"""
         runs = []
         for _ in range(repeats):
-            r = self._request(self._prompt(OUTSIDE_PROMPT_TOKENS), 1, 2, SAMPLED)
+            r = self._request(self._prompt(OUTSIDE_PROMPT_TOKENS), 1, 2)
             runs.append({**r, "outside_s": r["wall_s"] - (r["prompt_ms"] + r["predicted_ms"]) / 1e3})
         fields = {"sample_call_s": 0.0, "sample_s_per_logit": 0.0,
                   "request_overhead_s": max(statistics.median(r["outside_s"] for r in runs), 0.0)}
