@@ -100,15 +100,20 @@ class ServingBackend:
         self.check(request)
         return run(self._generate(request))
 
+    async def _post_ok(self, path: str, body: dict):
+        """The server's answer to ``body`` at ``path``; a ServerError with its message if it refused."""
+        response = await self.http.post(path, body)
+        if response.status != 200:
+            raise ServerError(f"{self.info.engine} at {response.url} refused the request ({response.status}: "
+                              f"{error_message(response.text)})")
+        return response
+
     async def _generate(self, request: GenerationRequest) -> GenerationResult:
         path, body = self.body(request)
         before = await self.counters() if request.draft_len else None
         start = time.perf_counter()
-        response = await self.http.post(path, body)
+        response = await self._post_ok(path, body)
         wall = time.perf_counter() - start
-        if response.status != 200:
-            raise ServerError(f"{self.info.engine} at {response.url} refused the request ({response.status}: "
-                              f"{error_message(response.text)})")
         counters = None
         if before is not None:
             after = await self.counters()

@@ -15,7 +15,7 @@ per-position counters).
 from __future__ import annotations
 
 from lattts.backend import BranchOutput, GenerationRequest, GenerationResult, RequestError
-from lattts.serving.base import ServerInfo, ServingBackend, counts_from_counters, error_message, prometheus
+from lattts.serving.base import ServerInfo, ServingBackend, counts_from_counters, prometheus
 from lattts.serving.http import Http, ServerError, run
 
 PREFIX = "llamacpp:"
@@ -63,20 +63,15 @@ class LlamaCppServer(ServingBackend):
         body = {"n_predict": 1, "temperature": 0.0, "cache_prompt": True, "id_slot": 0, "return_tokens": False}
         for attempt in range(2):
             if attempt or self._slot0_prefix != prefix:
-                await self._post({**body, "prompt": prefix})
+                await self._post_ok("/completion", {**body, "prompt": prefix})
                 self._slot0_prefix = prefix
-            timings = (await self._post({**body, "prompt": prefix + extension})).get("timings") or {}
+            answer = await self._post_ok("/completion", {**body, "prompt": prefix + extension})
+            timings = answer.json().get("timings") or {}
             if int(timings.get("prompt_n", -1)) == len(extension):
                 return float(timings["prompt_ms"])
         raise ServerError(f"the llama.cpp server at {self.info.url} did not reuse its cached prompt (it processed "
                           f"{timings.get('prompt_n')} tokens for {len(extension)} new); start it with prompt caching "
                           f"on (the default) and run nothing else on it while it is calibrated")
-
-    async def _post(self, body: dict) -> dict:
-        r = await self.http.post("/completion", body)
-        if r.status != 200:
-            raise ServerError(f"llama.cpp at {r.url} refused the request ({r.status}: {error_message(r.text)})")
-        return r.json()
 
     async def counters(self) -> dict | None:
         if not self.info.launch.get("metrics"):

@@ -59,8 +59,7 @@ class ServerPassRunner:
         # request's predicted_per_token_ms, before this timer) are not resumed into a run of this one
         self.timer = f"span difference {LEAD_TOKENS}/{LEAD_TOKENS + decode_tokens} tokens, cached-prefix extension"
         self.rng = random.Random(seed)
-        self._prefixes: dict[int, list[int]] = {}  # the cached prompt of each context extended
-        self._decode_prompts: dict[int, list[int]] = {}  # the prompt of each decode context
+        self._kept: dict[int, list[int]] = {}  # one prompt per length, reused so the server's cache holds it
         vocab = backend.info.launch.get("n_vocab") or 32000
         self.vocab = int(vocab)
         self.kernels = f"{backend.engine} {backend.info.version} at {backend.info.url}"
@@ -68,16 +67,21 @@ class ServerPassRunner:
     def _prompt(self, n: int) -> list[int]:
         return [self.rng.randrange(100, self.vocab - 1) for _ in range(max(n, 1))]
 
+    def _kept_prompt(self, n: int) -> list[int]:
+        """The one prompt of ``n`` tokens this runner reuses (decode steps, cached prefixes)."""
+        if n not in self._kept:  # not drawn again on every call: a prompt of s tokens is s draws
+            self._kept[n] = self._prompt(n)
+        return self._kept[n]
+
     def _once(self, point: PassShape) -> float:
         if point.query == 1 and point.context > 0:  # a decode step at context s
             length = max(point.context - LEAD_TOKENS - self.decode_tokens // 2, 1)
-            prompt = self._decode_prompts.setdefault(length, self._prompt(length))  # prefilled once, then cached
+            prompt = self._kept_prompt(length)  # prefilled once, then cached
             short, long = (self._span_s(prompt, point.batch, n)
                            for n in (LEAD_TOKENS, LEAD_TOKENS + self.decode_tokens))
             return max(long - short, 1e-6) / self.decode_tokens
         if point.batch == 1 and point.context > 0 and point.logits == 1:  # q tokens on a cached prefix
-            prefix = self._prefixes.setdefault(point.context, self._prompt(point.context))
-            return self.backend.extension_ms(prefix, self._prompt(point.query)) / 1e3
+            return self.backend.extension_ms(self._kept_prompt(point.context), self._prompt(point.query)) / 1e3
         if point.context == 0:  # a prefill of B x q tokens, on the server's clock
             return self._request(self._prompt(point.query), point.batch, 2)["prompt_ms"] / 1e3
         raise ValueError(f"a server cannot time a pass of B={point.batch} x q={point.query} on s={point.context} "
