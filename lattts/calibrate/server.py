@@ -4,8 +4,9 @@ with the server's name, version, launch settings and model in the profile's prov
 
 One served model is one shape, so the fitted rates describe this model on this server (weights in
 the file's quantized bytes, KV cache in fp16, llama.cpp's default), not the device in general: the
-held-out error says how well they predict it. A server's matmul kernels change with the token rows
-of a pass, so its fit also carries the measured correction by rows (``fit.fit_rows_factor``). The sweep is the engine's: resumable, every point
+held-out error says how well they predict it. A server's matmul kernels may change with the token
+rows of a pass, so its fit also tries the measured correction by rows (``fit.fit_rows_factor``) and
+keeps it where it predicts held-out points better. The sweep is the engine's: resumable, every point
 paired with an anchor request so the machine's drift is divided out.
 """
 

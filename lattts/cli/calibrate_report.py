@@ -28,7 +28,8 @@ def report(result, json_out: bool, html: Path | None) -> None:
             "profile": str(result.profile_file), "measurements": str(result.measurements_file),
             "device": p.name, "device_key": p.device_key, "dtype": p.dtype,
             "heldout_error": result.errors["heldout"], "in_sample_error": result.errors["in_sample"],
-            "cross_model_error": result.errors.get("cross_model"), "parameters": params,
+            "cross_model_error": result.errors.get("cross_model"), "rows_factor": result.errors.get("rows_factor"),
+            "parameters": params,
             "drift": p.provenance.get("drift"), "machine": p.provenance.get("machine"), "sweep": result.sweep,
             "html": str(html) if html else None,
         })
@@ -67,6 +68,11 @@ def report(result, json_out: bool, html: Path | None) -> None:
         if s:
             e.add_row(label, f"{s['median']:.1%}", f"{s['p90']:.1%}", f"{s['max']:.1%}", str(s["points"]))
     console.print(e)
+    rows = result.errors.get("rows_factor")
+    if rows and rows["heldout_mean_with"] is not None:
+        verdict = "used" if rows["used"] else "not used"
+        console.print(f"  matmul correction by rows: {verdict} (held-out mean error {rows['heldout_mean_with']:.1%} "
+                      f"with it, {rows['heldout_mean_without']:.1%} without)")
     drift = p.provenance.get("drift") or {}
     if drift.get("paired"):
         console.print(f"  device drift during the sweep: anchor pass {drift['anchor_min_s'] * 1e3:.1f}-"
