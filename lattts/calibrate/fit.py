@@ -14,6 +14,7 @@ shape is predicted by a fit on the others).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -192,21 +193,40 @@ def split(data: list[ShapeData], keep) -> list[ShapeData]:
     return out
 
 
-def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
-                   limits: dict[str, float] | None = None, params=PARAMETERS, rows_factor: bool = False) -> np.ndarray:
-    """Errors on points left out of the fit, k-fold over all measured points (with ``rows_factor``,
-    the correction by rows is fitted on the training folds too)."""
+def _fold_fits(data: list[ShapeData], base: DeviceProfile, folds: int, seed: int, limits: dict[str, float] | None,
+               params) -> Iterator[tuple[list[ShapeData], list[ShapeData], DeviceProfile]]:
+    """(training points, test points, the profile fitted on the training points) for each of k folds
+    over all measured points."""
     index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(index, rng.permutation(len(index)) % folds))
-    errors = []
     for k in range(folds):
         train = split(data, lambda i, j: fold_of[(i, j)] != k)
         test = split(data, lambda i, j: fold_of[(i, j)] == k)
         if train and test:
-            fitted = fit_profile(train, base, limits, params)
-            errors.append(relative_errors(fit_rows_factor(fitted, train) if rows_factor else fitted, test))
+            yield train, test, fit_profile(train, base, limits, params)
+
+
+def _joined(errors: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(errors) if errors else np.array([])
+
+
+def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
+                   limits: dict[str, float] | None = None, params=PARAMETERS) -> np.ndarray:
+    """Errors on points left out of the fit, k-fold over all measured points."""
+    return _joined([relative_errors(fitted, test) for _, test, fitted in _fold_fits(data, base, folds, seed, limits, params)])
+
+
+def heldout_errors_by_rows_factor(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
+                                  limits: dict[str, float] | None = None,
+                                  params=PARAMETERS) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out errors without and with the correction by rows (fitted on the training folds too),
+    from the same fits of each fold."""
+    plain, corrected = [], []
+    for train, test, fitted in _fold_fits(data, base, folds, seed, limits, params):
+        plain.append(relative_errors(fitted, test))
+        corrected.append(relative_errors(fit_rows_factor(fitted, train), test))
+    return _joined(plain), _joined(corrected)
 
 
 def cross_model_errors(data: list[ShapeData], base: DeviceProfile,

@@ -18,7 +18,8 @@ import numpy as np
 
 from lattts import __version__
 from lattts.calibrate.fit import (PARAMETERS, SERVER_PARAMETERS, ShapeData, cross_model_errors, fit_profile,
-                                  fit_rows_factor, heldout_errors, relative_errors, summary)
+                                  fit_rows_factor, heldout_errors, heldout_errors_by_rows_factor, relative_errors,
+                                  summary)
 from lattts.calibrate.grid import PassShape, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
@@ -158,10 +159,11 @@ def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = N
     k-fold comparison favours it by chance now and then. (On llama.cpp's server here, once the
     per-sequence cost was fitted, it raised the held-out mean error in every calibration tried.)"""
     profile = fit_profile(data, base, limits, params)
-    heldout = heldout_errors(data, base, folds, limits=limits, params=params)
     errors: dict = {}
-    if rows_factor:
-        corrected = heldout_errors(data, base, folds, limits=limits, params=params, rows_factor=True)
+    if not rows_factor:
+        heldout = heldout_errors(data, base, folds, limits=limits, params=params)
+    else:
+        heldout, corrected = heldout_errors_by_rows_factor(data, base, folds, limits=limits, params=params)
         used = bool(len(corrected)) and float(corrected.mean()) < ROWS_FACTOR_GAIN * float(heldout.mean())
         errors["rows_factor"] = {"used": used, "heldout_mean_with": float(corrected.mean()) if len(corrected) else None,
                                  "heldout_mean_without": float(heldout.mean()) if len(heldout) else None}
