@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import FakeNvml, nvml_error
 from lattts.calibrate import run
-from lattts.calibrate.fit import ShapeData, fit_profile, relative_errors
+from lattts.calibrate.fit import ShapeData, fit_profile, profile_from_vector, relative_errors
 from lattts.calibrate.grid import PassShape, cpu_grid
 from lattts.calibrate.machine import fit_limits
 from lattts.calibrate.measurements import Measurement, read
@@ -79,6 +79,23 @@ def test_fit_recovers_known_parameters():
         assert getattr(fitted, name) == pytest.approx(TRUE[name], rel=0.15), name
     assert fitted.knee_sharpness < 1.3
     assert np.median(relative_errors(fitted, synthetic_data(noise=0.0, seed=1))) < 0.02
+
+
+def test_a_warm_start_is_kept_only_where_it_fits_better():
+    from lattts.calibrate.fit import PARAMETERS, _pass_residuals, fit_vector, vector_of
+
+    data, base = synthetic_data(), run.placeholder_profile(target(), "fp32")
+    residuals = _pass_residuals(data, base, PARAMETERS)
+
+    def cost(x):  # least_squares' soft_l1 cost at f_scale 0.05, the one fit_vector compares starts by
+        z = (residuals(x) / 0.05) ** 2
+        return float(0.5 * 0.05 ** 2 * np.sum(2 * (np.sqrt(1 + z) - 1)))
+
+    cold = cost(fit_vector(data, base))
+    worst = np.log([p[2] for p in PARAMETERS])  # every parameter at its lower bound: a start far from anything
+    assert cost(fit_vector(data, base, warm=worst)) <= cold
+    assert cost(fit_vector(data, base, warm=vector_of(truth()))) <= cold
+    assert vector_of(profile_from_vector(base, worst)) == pytest.approx(worst)
 
 
 def test_no_fitted_bandwidth_exceeds_the_measured_stream():

@@ -92,9 +92,17 @@ def _pass_residuals(data: list[ShapeData], base: DeviceProfile, params):
     return residuals
 
 
+def vector_of(profile: DeviceProfile, params=PARAMETERS) -> np.ndarray:
+    """The log-parameters ``params`` of ``profile`` (the inverse of ``profile_from_vector``)."""
+    return np.log([getattr(profile, name) for name, *_ in params])
+
+
 def fit_vector(data: list[ShapeData], base: DeviceProfile, limits: dict[str, float] | None = None,
-               params=PARAMETERS, x0: np.ndarray | None = None) -> np.ndarray:
-    """The best log-parameters ``params`` for ``data`` (a few starts, or one from ``x0``)."""
+               params=PARAMETERS, x0: np.ndarray | None = None, warm: np.ndarray | None = None) -> np.ndarray:
+    """The best log-parameters ``params`` for ``data`` (a few starts, or one from ``x0``). ``warm`` is
+    one more start (e.g. the fit on all points, for a fit on a subset of them): it is kept only where
+    it reaches a strictly lower cost on ``data`` than the usual starts, so it mends a start that
+    diverged and never trades the subset's own optimum for the whole set's."""
     from scipy.optimize import least_squares
 
     limits = limits or {}
@@ -103,6 +111,8 @@ def fit_vector(data: list[ShapeData], base: DeviceProfile, limits: dict[str, flo
     hi = np.log([min(p[3], limits.get(p[0], p[3])) for p in params])
     starts = [x0] if x0 is not None else [
         np.log([p[1] * (scale if p[4] != "s" else 1.0) for p in params]) for scale in (1.0, 0.3, 3.0)]
+    if warm is not None:
+        starts.append(warm)
     best = None
     for start in starts:  # a few starts: the knee and overhead terms trade off
         result = least_squares(residuals, np.clip(start, lo + 1e-6, hi - 1e-6), bounds=(lo, hi), loss="soft_l1",
@@ -113,11 +123,12 @@ def fit_vector(data: list[ShapeData], base: DeviceProfile, limits: dict[str, flo
 
 
 def fit_profile(data: list[ShapeData], base: DeviceProfile, limits: dict[str, float] | None = None,
-                params=PARAMETERS) -> DeviceProfile:
+                params=PARAMETERS, warm: DeviceProfile | None = None) -> DeviceProfile:
     """The profile whose roofline best predicts ``data`` (relative error); non-fitted fields from ``base``.
     ``limits`` caps parameters (e.g. bandwidths at what the machine was measured to stream); ``params``
-    are the ones fitted (default all of PARAMETERS)."""
-    return profile_from_vector(base, fit_vector(data, base, limits, params), params)
+    are the ones fitted (default all of PARAMETERS); ``warm``, a profile whose values are one more start."""
+    x = fit_vector(data, base, limits, params, warm=None if warm is None else vector_of(warm, params))
+    return profile_from_vector(base, x, params)
 
 
 def pass_estimates(data: list[ShapeData], base: DeviceProfile, params, resamples: int,
@@ -194,9 +205,9 @@ def split(data: list[ShapeData], keep) -> list[ShapeData]:
 
 
 def _fold_fits(data: list[ShapeData], base: DeviceProfile, folds: int, seed: int, limits: dict[str, float] | None,
-               params) -> Iterator[tuple[list[ShapeData], list[ShapeData], DeviceProfile]]:
-    """(training points, test points, the profile fitted on the training points) for each of k folds
-    over all measured points."""
+               params, warm: DeviceProfile | None) -> Iterator[tuple[list[ShapeData], list[ShapeData], DeviceProfile]]:
+    """(training points, test points, the profile fitted on the training points, ``warm`` one of its
+    starts) for each of k folds over all measured points."""
     index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(index, rng.permutation(len(index)) % folds))
@@ -204,7 +215,7 @@ def _fold_fits(data: list[ShapeData], base: DeviceProfile, folds: int, seed: int
         train = split(data, lambda i, j: fold_of[(i, j)] != k)
         test = split(data, lambda i, j: fold_of[(i, j)] == k)
         if train and test:
-            yield train, test, fit_profile(train, base, limits, params)
+            yield train, test, fit_profile(train, base, limits, params, warm)
 
 
 def _joined(errors: list[np.ndarray]) -> np.ndarray:
@@ -212,27 +223,31 @@ def _joined(errors: list[np.ndarray]) -> np.ndarray:
 
 
 def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
-                   limits: dict[str, float] | None = None, params=PARAMETERS) -> np.ndarray:
-    """Errors on points left out of the fit, k-fold over all measured points."""
-    return _joined([relative_errors(fitted, test) for _, test, fitted in _fold_fits(data, base, folds, seed, limits, params)])
+                   limits: dict[str, float] | None = None, params=PARAMETERS,
+                   warm: DeviceProfile | None = None) -> np.ndarray:
+    """Errors on points left out of the fit, k-fold over all measured points (``warm``: the fit on all
+    points, one more start of each fold's fit)."""
+    folds_ = _fold_fits(data, base, folds, seed, limits, params, warm)
+    return _joined([relative_errors(fitted, test) for _, test, fitted in folds_])
 
 
 def heldout_errors_by_rows_factor(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
                                   limits: dict[str, float] | None = None,
-                                  params=PARAMETERS) -> tuple[np.ndarray, np.ndarray]:
+                                  params=PARAMETERS, warm: DeviceProfile | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Held-out errors without and with the correction by rows (fitted on the training folds too),
     from the same fits of each fold."""
     plain, corrected = [], []
-    for train, test, fitted in _fold_fits(data, base, folds, seed, limits, params):
+    for train, test, fitted in _fold_fits(data, base, folds, seed, limits, params, warm):
         plain.append(relative_errors(fitted, test))
         corrected.append(relative_errors(fit_rows_factor(fitted, train), test))
     return _joined(plain), _joined(corrected)
 
 
 def cross_model_errors(data: list[ShapeData], base: DeviceProfile,
-                       limits: dict[str, float] | None = None, params=PARAMETERS) -> dict[str, np.ndarray]:
+                       limits: dict[str, float] | None = None, params=PARAMETERS,
+                       warm: DeviceProfile | None = None) -> dict[str, np.ndarray]:
     """For each shape, errors of a fit on the other shapes only (needs two or more shapes)."""
     if len(data) < 2:
         return {}
-    return {d.spec.name: relative_errors(fit_profile([o for o in data if o is not d], base, limits, params), [d])
+    return {d.spec.name: relative_errors(fit_profile([o for o in data if o is not d], base, limits, params, warm), [d])
             for d in data}

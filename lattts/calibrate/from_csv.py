@@ -204,8 +204,8 @@ def _fit_passes(data, profile, fixed, resamples, limits):
     fitted = fit_profile(data, profile, params=params)
     est = pass_estimates(data, profile, params, resamples, limits)
     errors = {"in_sample": summary(relative_errors(fitted, data)),
-              "heldout": summary(heldout_errors(data, profile, params=params))}
-    cross = cross_model_errors(data, profile, params=params)
+              "heldout": summary(heldout_errors(data, profile, params=params, warm=fitted))}
+    cross = cross_model_errors(data, profile, params=params, warm=fitted)
     if cross:
         errors["cross_model"] = summary(np.concatenate(list(cross.values())))
     return fitted, est, errors

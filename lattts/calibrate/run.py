@@ -161,16 +161,17 @@ def evaluate(data: list[ShapeData], base: DeviceProfile, limits: dict | None = N
     profile = fit_profile(data, base, limits, params)
     errors: dict = {}
     if not rows_factor:
-        heldout = heldout_errors(data, base, folds, limits=limits, params=params)
+        heldout = heldout_errors(data, base, folds, limits=limits, params=params, warm=profile)
     else:
-        heldout, corrected = heldout_errors_by_rows_factor(data, base, folds, limits=limits, params=params)
+        heldout, corrected = heldout_errors_by_rows_factor(data, base, folds, limits=limits, params=params,
+                                                           warm=profile)
         used = bool(len(corrected)) and float(corrected.mean()) < ROWS_FACTOR_GAIN * float(heldout.mean())
         errors["rows_factor"] = {"used": used, "heldout_mean_with": float(corrected.mean()) if len(corrected) else None,
                                  "heldout_mean_without": float(heldout.mean()) if len(heldout) else None}
         if used:
             profile, heldout = fit_rows_factor(profile, data), corrected
     errors |= {"in_sample": summary(relative_errors(profile, data)), "heldout": summary(heldout)}
-    cross = cross_model_errors(data, base, limits, params)
+    cross = cross_model_errors(data, base, limits, params, warm=profile)
     if cross:
         errors["cross_model"] = summary(np.concatenate(list(cross.values())))
         errors["cross_model_by_shape"] = {name: summary(e) for name, e in cross.items()}
