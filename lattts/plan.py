@@ -24,7 +24,7 @@ from lattts.simulator.deployment import Deployment
 from lattts.simulator.distribution import LatencySpread
 from lattts.simulator.generation import Workload, generation_latency, memory_required_bytes
 from lattts.simulator.profile import DeviceProfile
-from lattts.simulator.search import Point, Prediction, SearchProblem, branch_grid
+from lattts.simulator.search import Point, Prediction, SearchProblem, branch_grid, chosen_by
 from lattts.simulator.speculative import AcceptanceModel
 from lattts.units import format_bytes
 
@@ -365,8 +365,7 @@ def prediction_json(plan: Plan, prediction: Prediction) -> dict:
         "acceptance": _acceptance_json(work.acceptance, p.draft_lens),
         "latency_distribution": {"device_spread_sd": p.spread.sd_log, "device_spread_source": p.spread.source,
                                  "confidence": prediction.confidence,
-                                 "chosen_by": ("mean latency within the budget" if prediction.confidence is None else
-                                               f"P(latency <= budget) >= {prediction.confidence}")},
+                                 "chosen_by": chosen_by(prediction.confidence)},
         "curve": curve,
         "latency_basis": plan.latency_basis.to_json() if plan.latency_basis else None,
         "prompt_tokens": work.prompt_tokens,

@@ -67,13 +67,24 @@ def test_decision_check_on_constructed_cases():
     chosen = Candidate(Config(4, 2, 128), accuracy=0.80, predicted_s=9.0, measured_s=9.5)
     slower_same = Candidate(Config(4, 3, 128), accuracy=0.80, predicted_s=9.5, measured_s=9.0)  # same accuracy, faster
     better_late = Candidate(Config(8, 2, 128), accuracy=0.85, predicted_s=11.0, measured_s=10.5)  # misses the budget
-    report = DecisionReport(10.0, chosen, [chosen, slower_same, better_late], None)
-    report.measured_best = measured_best(report.candidates, 10.0)
+    cands = [chosen, slower_same, better_late]
+    report = DecisionReport(10.0, chosen, cands, measured_best(cands, 10.0))
     assert report.measured_best is slower_same and not report.chosen_is_best
+    assert report.chosen_near_best  # same accuracy, a little slower: near best, not best
     assert report.to_json()["latency_gap_s"] == pytest.approx(0.5)
     fine = DecisionReport(10.0, chosen, [chosen, better_late], measured_best([chosen, better_late], 10.0))
-    assert fine.chosen_is_best and fine.to_json()["accuracy_gap"] == 0.0
+    assert fine.chosen_is_best and fine.chosen_near_best and fine.to_json()["accuracy_gap"] == 0.0
     assert measured_best([better_late], 10.0) is None
+
+
+@pytest.mark.parametrize("best_accuracy,near", [(0.84, True), (0.85, False)])
+def test_near_best_is_within_five_percent_of_the_best_accuracy(best_accuracy, near):
+    chosen = Candidate(Config(4, 2, 128), accuracy=0.80, predicted_s=9.0, measured_s=9.5)
+    longer = Candidate(Config(4, 2, 256), accuracy=best_accuracy, predicted_s=9.9, measured_s=9.8)
+    report = DecisionReport(10.0, chosen, [chosen, longer], measured_best([chosen, longer], 10.0))
+    assert report.measured_best is longer and report.chosen_near_best is near  # 0.80 >= 0.95 * 0.84, not * 0.85
+    late = DecisionReport(9.4, chosen, [chosen, longer], None)  # the choice itself missed: never near best
+    assert not late.chosen_near_best and not late.to_json()["chosen_meets_budget"]
 
 
 GOLDEN_PROFILE = "tests/data/golden/cpu-profile.json"
@@ -135,22 +146,63 @@ def test_coverage_counts_runs_within_their_predicted_p90():
     assert on_time["coverage_p90"]["fraction"] == 1.0  # 5% over the mean is inside the golden profile's spread
 
 
+def _grid_seconds(problem):
+    from lattts.simulator.search import evaluate_grid
+
+    grid = evaluate_grid(problem)
+    return {p.config: p for p in map(grid.point, range(len(grid)))}
+
+
+def timed(points, slower=lambda c: 1.0):
+    """A ``measure`` for the decision check: each configuration takes its predicted mean times
+    ``slower(config)``, on a device that did not drift."""
+    return lambda configs: [(points[c].latency_s * slower(c), 1.0) for c in configs]
+
+
 def test_decision_check_finds_a_faster_neighbour_when_the_choice_runs_late():
     from lattts.plan import PlanRequest, build_plan
-    from lattts.simulator.search import evaluate_grid
     from lattts.validate.decision import check
 
     problem = build_plan(PlanRequest(device="h100-sxm", max_branches=64, max_draft_len=6)).problem  # tensor-parallel
-    grid = evaluate_grid(problem)
-    seconds = {(p.branches, p.draft_len, p.max_tokens): p.latency_s for p in map(grid.point, range(len(grid)))}
-    exact = check(problem, 60.0, lambda c: seconds[(c.branches, c.draft_len, c.max_tokens)])
+    points = _grid_seconds(problem)
+    exact = check(problem, 60.0, timed(points))
     assert len(exact.candidates) >= 4 and exact.chosen_is_best  # the check prices candidates as predict does
+    assert all(c.predicted_p90_s > c.predicted_s and c.drift == 1.0 for c in exact.candidates)
     chosen = exact.chosen.config
-    late = check(problem, 60.0, lambda c: seconds[(c.branches, c.draft_len, c.max_tokens)] * (2.0 if c == chosen else 1.0))
-    assert not late.chosen_is_best and late.chosen.measured_s > 60.0
+    late = check(problem, 60.0, timed(points, lambda c: 2.0 if c == chosen else 1.0))
+    assert not late.chosen_is_best and late.chosen.measured_s > 60.0 and not late.chosen_near_best
     best = late.measured_best
     assert best.config != chosen and best.measured_s <= 60.0
     assert best.accuracy == max(c.accuracy for c in late.candidates if c.measured_s <= 60.0)
+
+
+def test_decision_check_by_confidence_keeps_the_margin_a_slower_device_needs():
+    from lattts.plan import PlanRequest, build_plan
+    from lattts.validate.decision import check
+
+    problem = build_plan(PlanRequest(device="h100-sxm", max_branches=64, max_draft_len=6)).problem
+    points = _grid_seconds(problem)
+    at_p90 = timed(points, lambda c: points[c].latency_p90_s / points[c].latency_s)  # every run at its 90th percentile
+    by_mean = check(problem, 60.0, at_p90)
+    by_p90 = check(problem, 60.0, at_p90, confidence=0.9)
+    assert by_p90.chosen.config != by_mean.chosen.config
+    assert by_mean.chosen.predicted_s <= 60.0 < by_mean.chosen.measured_s  # the mean's choice had no margin
+    assert by_p90.chosen.measured_s <= 60.0 and by_p90.chosen.accuracy <= by_mean.chosen.accuracy
+    assert by_p90.to_json()["chosen_by"] == "P(latency <= budget) >= 0.9" and by_p90.to_json()["confidence"] == 0.9
+
+
+def test_decision_check_runs_live_with_its_drift(tiny_profile):
+    res = runner.invoke(app, ["validate", "--device", "cpu", "--model", TINY, "--profile", str(tiny_profile),
+                              "--grid", "B=1;g=0;L=16", "--budget", "2s", "--confidence", "0.9",
+                              "--length-scale", "64", "--json", "--no-transformers"])
+    assert res.exit_code == 0, res.output
+    dec = json.loads(res.stdout)["decision"]
+    assert dec["confidence"] == 0.9 and dec["chosen"]["predicted_p90_s"] <= 2.0
+    assert len(dec["candidates"]) >= 2
+    for c in dec["candidates"]:
+        assert c["drift"] > 0 and c["drift"] != 1.0  # an anchor was timed around every candidate
+        assert c["predicted_at_drift_s"] == pytest.approx(c["predicted_s"] * c["drift"])
+        assert 1 / 3 < c["predicted_at_drift_s"] / c["measured_s"] < 3
 
 
 def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):
@@ -171,6 +223,9 @@ def test_profile_of_another_device_is_refused(tiny_profile, tmp_path):
     (["--grid", "B=0;g=0;L=16"], "B=0 is out of range"),
     (["--grid", "B=1;g=2;L=16", "--acceptance", "1.5"], "[0, 1)"),
     (["--grid", "B=1;g=0;L=16", "--length-scale", "0"], "--length-scale"),
+    (["--grid", "B=1;g=0;L=16", "--confidence", "0.9"], "give --budget as well"),
+    (["--grid", "B=1;g=0;L=16", "--budget", "1ms", "--confidence", "0.9"], "lower --confidence"),
+    (["--grid", "B=1;g=0;L=16", "--budget", "2s", "--confidence", "1"], "strictly between 0 and 1"),
 ])
 def test_validate_bad_input(tiny_profile, args, text):
     res = runner.invoke(app, ["validate", "--device", "cpu", "--model", TINY, "--draft", "self:2", "--profile",

@@ -31,6 +31,8 @@ def validate(
     profile: Optional[Path] = typer.Option(D.profile_file, "--profile", help="Profile to predict with; default: this device's saved calibration (made now if missing or stale)."),
     grid: Optional[str] = typer.Option(None, "--grid", help=f"Configurations: 'quick', 'full', or B=1,2;g=0,2;L=32,128 (a product; B {limits.LIVE_BRANCHES.text()}, g {limits.DRAFT_LEN.text()}, L {limits.TOKENS.text()})."),
     budget: Optional[str] = typer.Option(None, "--budget", help="Also check the decision: run what predict chooses for this budget (> 0, finite) and its neighbours."),
+    confidence: Optional[float] = ranged(D.confidence, "--confidence", allowed=limits.real(0, 1, True, True, "a probability strictly between 0 and 1, e.g. 0.9"),
+                                         help="With --budget: choose the decision as predict --confidence does (P(within budget) >= this) instead of by mean latency."),
     acceptance: Optional[str] = typer.Option(D.acceptance, "--acceptance", help="A-priori acceptance: alpha in [0, 1) or a measured acceptance file; default: the paper's rate for the pair, else a pilot run."),
     quick: bool = typer.Option(False, "--quick", help="12 configurations with short lengths (a few minutes on a small CPU)."),
     transformers_engine: Optional[bool] = typer.Option(None, "--transformers/--no-transformers", help="Also time transformers' generate for gamma=0 (default: on, off with --quick)."),
@@ -54,6 +56,7 @@ def validate(
     request = ValidateRequest(configs=configs, device=dev, model=model or D.model, model_given=model is not None,
                               draft=draft, servers=tuple(server or ()), engine=engine, profile_file=profile,
                               acceptance=acceptance, budget_s=parse_duration_s(budget) if budget else None,
+                              confidence=confidence,
                               transformers=transformers_engine if transformers_engine is not None else not quick,
                               prompt=prompt, length_scale=length_scale, seed=seed)
     check_request(request)  # before the progress bar: a refusal is one line
@@ -88,7 +91,7 @@ def _print(out: dict) -> None:
     for col in ("config", "predicted", "measured", "error", "with measured α", "α", "rounds (pred)", "what is off"):
         t.add_column(col, justify="left" if col in ("config", "what is off") else "right")
     for r in out["runs"]:
-        cfg = f"B={r['branches']} γ={r['draft_len']} L={r['max_tokens']}"
+        cfg = _label(r)
         alpha = f"{r['acceptance_rate']:.2f}" if r["acceptance_rate"] is not None else "-"
         t.add_row(cfg, format_duration(r["predicted_s"]), format_duration(r["measured_s"]), f"{r['error']:+.1%}",
                   f"{r['error_with_measured_acceptance']:+.1%}", alpha, f"{r['rounds']} ({r['predicted_rounds']:.1f})",
@@ -116,10 +119,29 @@ def _print(out: dict) -> None:
                       highlight=False)
     dec = out.get("decision")
     if dec:
-        c = dec["chosen"]
-        verdict = "is the best of its neighbours" if dec["chosen_is_best"] else "is NOT the best of its neighbours"
-        console.print(f"  decision at {format_duration(dec['budget_s'])} ({dec['curve']['name']}): chose B={c['branches']} "
-                      f"γ={c['draft_len']} L={c['max_tokens']} (measured {format_duration(c['measured_s'])}), which {verdict}"
-                      + (f"; best measured: B={dec['measured_best']['branches']} γ={dec['measured_best']['draft_len']} "
-                         f"L={dec['measured_best']['max_tokens']}" if dec["measured_best"] and not dec["chosen_is_best"] else ""),
-                      highlight=False)
+        _print_decision(dec)
+
+
+def _label(d: dict) -> str:
+    return f"B={d['branches']} γ={d['draft_len']} L={d['max_tokens']}"
+
+
+def _print_decision(dec: dict) -> None:
+    from lattts.units import format_duration
+    from lattts.validate.decision import NEAR_BEST
+
+    c, best = dec["chosen"], dec["measured_best"]
+    if not dec["chosen_meets_budget"]:
+        verdict = "[bold red]missed the budget[/]"
+    elif dec["chosen_is_best"]:
+        verdict = "the best of its neighbours"
+    elif dec["chosen_near_best"]:
+        verdict = f"within {NEAR_BEST:.0%} of the best's accuracy"
+    else:
+        verdict = "[bold yellow]NOT the best of its neighbours[/]"
+    console.print(f"  decision at {format_duration(dec['budget_s'])} ({dec['curve']['name']}, by {dec['chosen_by']}): "
+                  f"{_label(c)}, predicted {format_duration(c['predicted_s'])} (at the drift while it ran, "
+                  f"{c['drift']:.2f}x: {format_duration(c['predicted_at_drift_s'])}), measured "
+                  f"{format_duration(c['measured_s'])}: {verdict}"
+                  + (f"; best measured: {_label(best)} in {format_duration(best['measured_s'])}"
+                     if best and not dec["chosen_is_best"] else ""), highlight=False)

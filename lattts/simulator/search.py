@@ -201,13 +201,25 @@ def predict(problem: SearchProblem, budget_s: float, grid: Grid | None = None,
     )
 
 
+def chosen_by(confidence: float | None) -> str:
+    """How the best configuration was chosen, in words (the JSON's ``chosen_by``)."""
+    return "mean latency within the budget" if confidence is None else f"P(latency <= budget) >= {confidence}"
+
+
+def check_confidence(confidence: float | None) -> None:
+    """Refuse a ``--confidence`` that is not a probability strictly between 0 and 1."""
+    from lattts.errors import UserError
+
+    if confidence is not None and not 0.0 < confidence < 1.0:
+        raise UserError(f"--confidence {confidence}: give a probability strictly between 0 and 1, e.g. 0.9")
+
+
 def run_prediction(problem: SearchProblem, budget_s: float, confidence: float | None = None) -> tuple[Grid, Prediction]:
     """The grid and the prediction within ``budget_s``; a UserError says why when nothing answers."""
     from lattts.errors import UserError
     from lattts.units import format_duration
 
-    if confidence is not None and not 0.0 < confidence < 1.0:
-        raise UserError(f"--confidence {confidence}: give a probability strictly between 0 and 1, e.g. 0.9")
+    check_confidence(confidence)
     grid = evaluate_grid(problem)
     if len(grid) == 0:
         raise UserError(f"the curve {problem.curve.name} has no accuracy at the requested lengths; "
@@ -220,9 +232,11 @@ def run_prediction(problem: SearchProblem, budget_s: float, confidence: float | 
     if result.best is None:
         fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
         if confidence is not None:
+            p = np.where(grid.fits, grid.p_within(budget_s), -1.0)
+            likeliest = grid.point(int(np.argmax(p)))
             raise UserError(f"no configuration finishes within {format_duration(budget_s)} with probability "
-                            f"{confidence:.0%}: the fastest that fits memory has a 90th-percentile latency of "
-                            f"{format_duration(fastest.latency_p90_s)}; raise --budget or lower --confidence")
+                            f"{confidence:.0%}: the likeliest that fits memory ({likeliest.config.label()}) does "
+                            f"with {float(p.max()):.1%}; raise --budget or lower --confidence")
         raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
                         f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
                         f"L={fastest.max_tokens}); raise --budget")

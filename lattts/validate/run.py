@@ -16,7 +16,7 @@ from lattts.errors import UserError
 from lattts.plan import Plan, PlanRequest, build_plan
 from lattts.simulator.accuracy import PAPER_CURVE_NAME
 from lattts.simulator.generation import memory_required_bytes
-from lattts.simulator.search import Config
+from lattts.simulator.search import Config, check_confidence, run_prediction
 from lattts.units import format_bytes
 from lattts.validate.subject import Subject
 
@@ -41,6 +41,7 @@ class ValidateRequest:
     profile_file: Path | None = None  # default: the saved calibration, made now if missing or stale
     acceptance: str | None = None  # alpha or a measured file; default: the paper's rate, else a pilot run
     budget_s: float | None = None  # also check predict's decision at this budget
+    confidence: float | None = None  # the decision chosen by P(within budget) >= this, as predict --confidence
     transformers: bool = False  # also time transformers' generate (gamma = 0 runs)
     prompt: str = DEFAULT_PROMPT
     length_scale: float = 16.0  # decision check: the paper curve with lengths divided by this
@@ -91,6 +92,9 @@ def check_request(request: ValidateRequest) -> None:
 
     if not request.prompt.strip():
         raise UserError("--prompt is empty: give the text every run continues")
+    check_confidence(request.confidence)
+    if request.confidence is not None and request.budget_s is None:
+        raise UserError("--confidence chooses the decision check's configuration: give --budget as well")
     if request.servers:
         return
     needs_draft = any(c.draft_len for c in request.configs)
@@ -150,6 +154,11 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
     plan = _checked_plan(plan_request, subject)
     _check_memory(plan, configs)
     work = plan.problem.workload
+    decision_plan = None
+    if request.budget_s:  # refused now if nothing meets the budget, not after the grid has run
+        decision_plan = _checked_plan(replace(plan_request, acceptance=work.acceptance,
+                                              length_scale=request.length_scale), subject)
+        run_prediction(decision_plan.problem, request.budget_s, request.confidence)
     session = run_grid(configs, subject.engine, subject.prompt, work, plan.problem.deployment, subject.anchor,
                        request.seed, on_run)
     out = {**subject.describe,
@@ -161,9 +170,8 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
            "runs": [c.to_json() for c in session.comparisons], "summary": session.summary()}
     if request.transformers and not request.servers and any(c.draft_len == 0 for c in configs):
         out["transformers"] = _transformers(request, subject, on_note)
-    if request.budget_s:
-        out["decision"] = _decision(request, subject, replace(plan_request, acceptance=work.acceptance,
-                                                              length_scale=request.length_scale))
+    if decision_plan is not None:
+        out["decision"] = _decision(request, subject, decision_plan)
     return out
 
 
@@ -188,18 +196,22 @@ def _transformers(request: ValidateRequest, subject: Subject, on_note) -> dict:
     return {"profile": {"name": prof.name, "source": prof.source, "reason": why}, **out}
 
 
-def _decision(request: ValidateRequest, subject: Subject, plan_request: PlanRequest) -> dict:
-    """Run what predict chooses at the budget (on the length-scaled paper curve) and its neighbours."""
+def _decision(request: ValidateRequest, subject: Subject, plan: Plan) -> dict:
+    """Run what predict chooses at the budget (on the length-scaled paper curve) and its neighbours,
+    shuffled and bracketed by anchor timings as the grid's runs are."""
     from lattts.backend import GenerationRequest
     from lattts.validate.decision import check
+    from lattts.validate.session import drift_corrected_runs
 
-    plan = _checked_plan(plan_request, subject)
-
-    def measure(config: Config) -> float:
-        run = GenerationRequest.forced(subject.prompt, config.branches, config.max_tokens, seed=request.seed,
+    def run(config: Config, probe):
+        req = GenerationRequest.forced(subject.prompt, config.branches, config.max_tokens, seed=request.seed,
                                        draft_len=config.draft_len, stop_ids=subject.engine.stop_ids)
-        return subject.engine.generate(run).latency_s
+        return subject.engine.generate(req, probe=probe).latency_s
 
-    out = check(plan.problem, request.budget_s, measure).to_json()
+    def measure(configs: list[Config]) -> list[tuple[float, float]]:
+        done = {c: (s, drift) for c, s, drift in drift_corrected_runs(configs, subject.anchor, run, request.seed, [])}
+        return [done[c] for c in configs]
+
+    out = check(plan.problem, request.budget_s, measure, request.confidence).to_json()
     out["curve"] = {"name": plan.problem.curve.name, "source": plan.problem.curve.source}
     return out
