@@ -206,8 +206,8 @@ def split(data: list[ShapeData], keep) -> list[ShapeData]:
 
 def _fold_fits(data: list[ShapeData], base: DeviceProfile, folds: int, seed: int, limits: dict[str, float] | None,
                params, warm: DeviceProfile | None) -> Iterator[tuple[list[ShapeData], list[ShapeData], DeviceProfile]]:
-    """(training points, test points, the profile fitted on the training points, ``warm`` one of its
-    starts) for each of k folds over all measured points."""
+    """(training points, test points, the profile fitted on the training points) for each of k folds
+    over all measured points; ``warm``, if given, is one more start of every fold's fit."""
     index = [(i, j) for i, d in enumerate(data) for j in range(len(d.rows))]
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(index, rng.permutation(len(index)) % folds))
@@ -227,8 +227,8 @@ def heldout_errors(data: list[ShapeData], base: DeviceProfile, folds: int = 5, s
                    warm: DeviceProfile | None = None) -> np.ndarray:
     """Errors on points left out of the fit, k-fold over all measured points (``warm``: the fit on all
     points, one more start of each fold's fit)."""
-    folds_ = _fold_fits(data, base, folds, seed, limits, params, warm)
-    return _joined([relative_errors(fitted, test) for _, test, fitted in folds_])
+    fits = _fold_fits(data, base, folds, seed, limits, params, warm)
+    return _joined([relative_errors(fitted, test) for _, test, fitted in fits])
 
 
 def heldout_errors_by_rows_factor(data: list[ShapeData], base: DeviceProfile, folds: int = 5, seed: int = 0,
