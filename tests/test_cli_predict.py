@@ -108,6 +108,23 @@ def test_confidence_chooses_by_the_probability_of_meeting_the_deadline():
     assert sure["latency_distribution"]["confidence"] == 0.9
 
 
+@pytest.mark.parametrize("budget", [2.0, 14.0])
+def test_an_unreachable_confidence_names_the_likeliest_configuration(budget):
+    from lattts.errors import UserError
+    from lattts.plan import PlanRequest, build_plan
+    from lattts.simulator.search import evaluate_grid, run_prediction
+
+    problem = build_plan(PlanRequest()).problem
+    grid = evaluate_grid(problem)
+    fits = [grid.point(i, budget) for i in range(len(grid)) if grid.fits[i]]
+    likeliest = max(fits, key=lambda p: (p.p_within_budget, -p.latency_s))  # of equal chances, the fastest
+    with pytest.raises(UserError) as refused:
+        run_prediction(problem, budget, confidence=0.999999)
+    assert f"({likeliest.config.label()}) does with " in str(refused.value)
+    if likeliest.p_within_budget >= 1e-3:
+        assert f"{likeliest.p_within_budget:.1%}" in str(refused.value)
+
+
 def test_budget_units_agree():
     a = json.loads(run("predict", "--budget", "1.5min", "--json").stdout)
     b = json.loads(run("predict", "--budget", "90s", "--json").stdout)

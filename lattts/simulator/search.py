@@ -232,11 +232,13 @@ def run_prediction(problem: SearchProblem, budget_s: float, confidence: float | 
     if result.best is None:
         fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
         if confidence is not None:
-            p = np.where(grid.fits, grid.p_within(budget_s), -1.0)
-            likeliest = grid.point(int(np.argmax(p)))
+            fits = np.flatnonzero(grid.fits)
+            p = grid.p_within(budget_s)[fits]
+            i = int(fits[np.lexsort((grid.latency_s[fits], -p))[0]])  # the likeliest; of equals, the fastest
+            chance = f"{p.max():.1%}" if p.max() >= 1e-3 else "less than 0.1%"
             raise UserError(f"no configuration finishes within {format_duration(budget_s)} with probability "
-                            f"{confidence:.0%}: the likeliest that fits memory ({likeliest.config.label()}) does "
-                            f"with {float(p.max()):.1%}; raise --budget or lower --confidence")
+                            f"{100 * confidence:g}%: the likeliest that fits memory ({grid.point(i).config.label()}) does "
+                            f"with {chance}; raise --budget or lower --confidence")
         raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
                         f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
                         f"L={fastest.max_tokens}); raise --budget")
