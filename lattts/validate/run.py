@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from lattts.errors import UserError
@@ -199,17 +200,14 @@ def _transformers(request: ValidateRequest, subject: Subject, on_note) -> dict:
 def _decision(request: ValidateRequest, subject: Subject, plan: Plan) -> dict:
     """Run what predict chooses at the budget (on the length-scaled paper curve) and its neighbours,
     shuffled and bracketed by anchor timings as the grid's runs are."""
-    from lattts.backend import GenerationRequest
     from lattts.validate.decision import check
-    from lattts.validate.session import drift_corrected_runs
+    from lattts.validate.session import drift_corrected_runs, run_config
 
-    def run(config: Config, probe):
-        req = GenerationRequest.forced(subject.prompt, config.branches, config.max_tokens, seed=request.seed,
-                                       draft_len=config.draft_len, stop_ids=subject.engine.stop_ids)
-        return subject.engine.generate(req, probe=probe).latency_s
+    run = partial(run_config, subject.engine, subject.prompt, seed=request.seed)
 
     def measure(configs: list[Config]) -> list[tuple[float, float]]:
-        done = {c: (s, drift) for c, s, drift in drift_corrected_runs(configs, subject.anchor, run, request.seed, [])}
+        runs = drift_corrected_runs(configs, subject.anchor, run, request.seed, [])
+        done = {c: (result.latency_s, drift) for c, result, drift in runs}
         return [done[c] for c in configs]
 
     out = check(plan.problem, request.budget_s, measure, request.confidence).to_json()

@@ -15,11 +15,12 @@ import random
 import statistics
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
 
-from lattts.backend import GenerationRequest, Generator
+from lattts.backend import GenerationRequest, GenerationResult, Generator
 from lattts.errors import UserError
 from lattts.models.spec import ModelSpec
 from lattts.simulator.deployment import Deployment
@@ -155,6 +156,13 @@ def _pooled_pilot(results, gamma: int, source: str) -> AcceptanceModel:
     return replace(model, source=f"{source}: alpha {model.alpha:.3f}")
 
 
+def run_config(engine: Generator, prompt: list[int], config: Config, probe=None, seed: int = 0) -> GenerationResult:
+    """One budget-forced live run of ``config`` (every branch runs exactly L tokens) on ``engine``."""
+    request = GenerationRequest.forced(prompt, config.branches, config.max_tokens, seed=seed,
+                                       draft_len=config.draft_len, stop_ids=engine.stop_ids)
+    return engine.generate(request, probe=probe)
+
+
 def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Workload, deploy: Deployment,
              anchor: Anchor, seed: int = 0, on_run: Callable[[Comparison], None] | None = None) -> Session:
     """Run every configuration (shuffled, bracketed by anchor timings) on ``engine`` and compare each
@@ -164,12 +172,7 @@ def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Wor
     from lattts.plan import latency_spread
 
     session, spread = Session(), latency_spread(deploy.profile)
-
-    def run(config: Config, probe):
-        request = GenerationRequest.forced(prompt, config.branches, config.max_tokens, seed=seed,
-                                           draft_len=config.draft_len, stop_ids=engine.stop_ids)
-        return engine.generate(request, probe=probe)
-
+    run = partial(run_config, engine, prompt, seed=seed)
     for config, result, factor in drift_corrected_runs(grid, anchor, run, seed, session.anchors):
         comparison = compare(config, result, work, deploy, factor, spread)
         session.comparisons.append(comparison)
