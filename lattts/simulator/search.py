@@ -230,7 +230,6 @@ def run_prediction(problem: SearchProblem, budget_s: float, confidence: float | 
                         f"{problem.deployment.devices}x {problem.deployment.profile.name}; "
                         f"try --devices, --dtype or a smaller model")
     if result.best is None:
-        fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
         if confidence is not None:
             fits = np.flatnonzero(grid.fits)
             p = grid.p_within(budget_s)[fits]
@@ -239,6 +238,7 @@ def run_prediction(problem: SearchProblem, budget_s: float, confidence: float | 
             raise UserError(f"no configuration finishes within {format_duration(budget_s)} with probability "
                             f"{100 * confidence:g}%: the likeliest that fits memory ({grid.point(i).config.label()}) does "
                             f"with {chance}; raise --budget or lower --confidence")
+        fastest = min((grid.point(i) for i in range(len(grid)) if grid.fits[i]), key=lambda p: p.latency_s)
         raise UserError(f"no configuration meets {format_duration(budget_s)}: the fastest that fits memory takes "
                         f"{format_duration(fastest.latency_s)} (B={fastest.branches}, γ={fastest.draft_len}, "
                         f"L={fastest.max_tokens}); raise --budget")
