@@ -146,7 +146,7 @@ def test_coverage_counts_runs_within_their_predicted_p90():
     assert on_time["coverage_p90"]["fraction"] == 1.0  # 5% over the mean is inside the golden profile's spread
 
 
-def _grid_seconds(problem):
+def _grid_points(problem):
     from lattts.simulator.search import evaluate_grid
 
     grid = evaluate_grid(problem)
@@ -164,7 +164,7 @@ def test_decision_check_finds_a_faster_neighbour_when_the_choice_runs_late():
     from lattts.validate.decision import check
 
     problem = build_plan(PlanRequest(device="h100-sxm", max_branches=64, max_draft_len=6)).problem  # tensor-parallel
-    points = _grid_seconds(problem)
+    points = _grid_points(problem)
     exact = check(problem, 60.0, timed(points))
     assert len(exact.candidates) >= 4 and exact.chosen_is_best  # the check prices candidates as predict does
     assert all(c.predicted_p90_s > c.predicted_s and c.drift == 1.0 for c in exact.candidates)
@@ -181,7 +181,7 @@ def test_decision_check_by_confidence_keeps_the_margin_a_slower_device_needs():
     from lattts.validate.decision import check
 
     problem = build_plan(PlanRequest(device="h100-sxm", max_branches=64, max_draft_len=6)).problem
-    points = _grid_seconds(problem)
+    points = _grid_points(problem)
     at_p90 = timed(points, lambda c: points[c].latency_p90_s / points[c].latency_s)  # every run at its 90th percentile
     by_mean = check(problem, 60.0, at_p90)
     by_p90 = check(problem, 60.0, at_p90, confidence=0.9)
