@@ -83,7 +83,9 @@ def test_speculative_schedule_matches_explicit_rounds():
 
 def test_llamacpp_schedule_mirrors_the_verify_batch_through_the_draft():
     # llama.cpp's server (common/speculative.cpp draft-simple): per round the draft decodes the verify
-    # batch B x (gamma+1), then drafts gamma tokens from the last sampled one, (B, 1) per pass
+    # batch B x (gamma+1) with its logit flags dropped (``batch_dft.logits = nullptr``: llama.cpp then
+    # computes the batch's last row only, one head row in all = 1/B per branch), then drafts gamma
+    # tokens from the last sampled one, (B, 1) per pass with logits for every branch
     from lattts.backend import schedule_of
 
     P, L, B, gamma = 100, 200, 4, 3
@@ -93,7 +95,7 @@ def test_llamacpp_schedule_mirrors_the_verify_batch_through_the_draft():
     rounds = expected_max_rounds(acc, gamma, L - 1, B)
     mu, whole = acc.tokens_per_round(gamma), int(rounds)
     c = [P + 1 + r * mu for r in range(whole + 1)]
-    draft = [float(pass_time(S7, H100, B, gamma + 1, c[r] - 1, gamma + 1))
+    draft = [float(pass_time(S7, H100, B, gamma + 1, c[r] - 1, 1 / B))
              + sum(float(pass_time(S7, H100, B, 1, c[r] - 1 + j, 1)) for j in range(gamma)) for r in range(whole + 1)]
     expected = sum(draft[:whole]) + (rounds - whole) * draft[whole]
     assert lat.draft_s[()] == pytest.approx(expected, rel=1e-3)

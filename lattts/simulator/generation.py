@@ -102,7 +102,9 @@ class EngineSchedule:
     ``draft_mirrors_verify`` True: after every verify pass the draft model decodes the same
     B x (gamma+1) rows, which keeps its KV cache in step with the target's (llama.cpp's server,
     common/speculative.cpp's draft-simple ``process``); a round's own draft passes then start from
-    the last sampled token alone. Draft passes of all branches are one batch in every engine here.
+    the last sampled token alone. That mirror pass asks for no logits (the batch's logit flags are
+    dropped, so llama.cpp computes the last row's only): one head row per pass, not per branch.
+    Draft passes of all branches are one batch in every engine here.
     """
 
     shared_prefill: bool = True
@@ -190,9 +192,10 @@ def speculative_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds
     # the target verifies [last committed, d_1..d_gamma] on top of c0 - 1 cached tokens
     tgt = sum_passes(work.target, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
     if work.schedule.draft_mirrors_verify:
-        # the draft decodes the verify batch too, then drafts from the last sampled token: (B, 1) passes
-        # on c0-1, c0, ..., c0+gamma-2 cached tokens
-        drf = sum_passes(work.draft, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, gamma + 1))
+        # the draft decodes the verify batch too (logits at one row of the B(gamma+1): 1/B per branch),
+        # then drafts from the last sampled token: (B, 1) passes on c0-1, c0, ..., c0+gamma-2 cached tokens
+        one_row = 1.0 / np.asarray(b, float)
+        drf = sum_passes(work.draft, deploy, PassSeries(b, gamma + 1, c0 - 1.0, mu, rounds, one_row))
         first = PassSeries(b, 1, c0 - 1.0, mu, rounds, 1)
     else:  # the draft's first pass reads the last two committed tokens (its cache lags one behind)
         drf, first = 0.0, PassSeries(b, 2, c0 - 2.0, mu, rounds, 1)
