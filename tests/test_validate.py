@@ -232,3 +232,49 @@ def test_validate_bad_input(tiny_profile, args, text):
                               str(tiny_profile), "--no-transformers", *args])
     assert res.exit_code == 2, res.output
     assert text in res.output and "Traceback" not in res.output
+
+
+class ScriptedDrafts:
+    """A generator whose speculative rounds are drawn with acceptance ``alphas[gamma]`` per draft length;
+    ``totals`` answers as a server that counts only totals would."""
+
+    name, stop_ids = "scripted", ()
+
+    def __init__(self, alphas: dict[int, float], totals: bool):
+        import random
+
+        self.alphas, self.totals, self.rng, self.asked = alphas, totals, random.Random(0), []
+
+    def generate(self, request, probe=None):
+        from lattts.backend import AcceptanceCounts, BranchOutput, GenerationResult
+
+        g, self.asked = request.draft_len, self.asked + [request.draft_len]
+        outputs, every_round = [], []
+        for _ in range(request.branches):
+            rounds, made = [], 0
+            while made < request.max_tokens:
+                a = 0
+                while a < g and self.rng.random() < self.alphas[g]:
+                    a += 1
+                rounds.append(a)
+                made += a + 1
+            every_round += rounds
+            outputs.append(BranchOutput(tokens=(), text="", finished=False, token_count=made,
+                                        accepted_per_round=None if self.totals else tuple(rounds)))
+        counts = AcceptanceCounts(draft_len=g, rounds=len(every_round), drafted=g * len(every_round),
+                                  accepted=sum(every_round)) if self.totals else None
+        return GenerationResult(outputs=outputs, latency_s=1.0, prompt_tokens=8, draft_len=g, counts=counts)
+
+
+@pytest.mark.parametrize("totals", [False, True])
+def test_pilot_measures_every_draft_length_at_its_own(totals):
+    # a pair whose acceptance differs by draft length: neither may be derived from the other
+    from lattts.validate.session import pilot_acceptance
+
+    engine = ScriptedDrafts({2: 0.3, 4: 0.6}, totals)
+    model = pilot_acceptance(engine, [[1, 2, 3]] * 3, 400, gammas=[4, 2])
+    assert sorted(set(engine.asked)) == [2, 4] and len(engine.asked) == 6  # 3 prompts at each length
+    assert model.basis(2) == "measured" and model.basis(4) == "measured"
+    assert model.rates_at(2)[0] == pytest.approx(0.3, abs=0.06)
+    assert model.rates_at(4)[0] == pytest.approx(0.6, abs=0.06)
+    assert model.basis(3) == "derived" and "gamma 2, 4" in model.source

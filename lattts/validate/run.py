@@ -121,11 +121,12 @@ def _prior(request: ValidateRequest, subject: Subject):
         return None  # the plan takes the paper's rate
     spec = [c for c in request.configs if c.draft_len] or [Config(1, DECISION_DRAFT_LEN, 48)]
     longest = min(max(c.max_tokens for c in spec), PILOT_MAX_TOKENS)  # measured at length: acceptance moves with it
-    if subject.gammas is None:  # any draft length: the longest, smaller ones are run-chained from it
-        gamma = max(DECISION_DRAFT_LEN, max(c.draft_len for c in spec))
-    else:  # only the draft lengths the servers were launched with
-        gamma = max(g for g in subject.gammas if g)
-    return pilot_acceptance(subject.engine, subject.pilot_prompts, longest, gamma)
+    # every draft length validated runs its own pilot; on an engine that runs any draft length the
+    # decision check's longest too (the lengths between are run-chained from the next longer one)
+    gammas = {c.draft_len for c in spec} | ({DECISION_DRAFT_LEN} if subject.gammas is None else set())
+    if subject.gammas is not None:  # only the draft lengths the servers were launched with
+        gammas &= set(subject.gammas)
+    return pilot_acceptance(subject.engine, subject.pilot_prompts, longest, sorted(gammas - {0}))
 
 
 def _runnable(request: ValidateRequest, subject: Subject, on_note) -> list[Config]:

@@ -120,40 +120,50 @@ class Session:
         return out
 
 
-def pilot_acceptance(engine: Generator, prompts: list[list[int]], max_tokens: int, gamma: int = 4,
+def pilot_acceptance(engine: Generator, prompts: list[list[int]], max_tokens: int, gammas: Iterable[int] = (4,),
                      seed: int = 12345) -> AcceptanceModel:
     """A-priori acceptance for a pair nobody published: short speculative runs of 4 branches on each of
-    ``prompts`` (not the prompt validated) at the longest length validated, on their own seed, before
-    (and apart from) the runs they will predict. Their rounds in order give the model's variation:
-    between prompts, between branches, along the generation."""
+    ``prompts`` (not the prompt validated) at the longest length validated and at each of ``gammas``,
+    on their own seed, before (and apart from) the runs they will predict. Each draft length is then
+    predicted from its own rounds, not derived from another's (derived gamma = 2 rates missed its
+    slowest-of-B rounds by 15-20% on the CPU grid). Their rounds in order give the model's
+    variation: between prompts, between branches, along the generation."""
     from lattts.traces.acceptance import from_branches
     from lattts.traces.acceptance_fit import Branch
 
-    branches, results = [], []
-    for p, prompt in enumerate(prompts):
-        request = GenerationRequest.forced(prompt, PILOT_BRANCHES, max_tokens, seed=seed + p, draft_len=gamma,
-                                           stop_ids=engine.stop_ids)
-        res = engine.generate(request)
-        results.append(res)
-        branches += [Branch(f"pilot-{p}", gamma, tuple(a + 1 for a in acc)) for acc in res.accepted_per_branch]
+    gammas = sorted(set(gammas))
+    branches, results = [], {}
+    for gamma in gammas:
+        for p, prompt in enumerate(prompts):
+            request = GenerationRequest.forced(prompt, PILOT_BRANCHES, max_tokens, seed=seed + p, draft_len=gamma,
+                                               stop_ids=engine.stop_ids)
+            res = engine.generate(request)
+            results.setdefault(gamma, []).append(res)
+            branches += [Branch(f"pilot-{p}", gamma, tuple(a + 1 for a in acc)) for acc in res.accepted_per_branch]
+    what = (f"pilot runs ({len(prompts)} prompts x {PILOT_BRANCHES} branches x {max_tokens} tokens, "
+            f"gamma {', '.join(map(str, gammas))}, seed {seed}")
     if not any(b.taus for b in branches):  # a server counts only totals: no order, no variation
-        return _pooled_pilot(results, gamma, f"pilot runs ({len(prompts)} prompts x {PILOT_BRANCHES} branches x "
-                                             f"{max_tokens} tokens, gamma {gamma}, seed {seed}; totals only)")
-    m = from_branches(branches, f"pilot runs ({len(prompts)} prompts x {PILOT_BRANCHES} branches x {max_tokens} "
-                                f"tokens, gamma {gamma}, seed {seed})")
+        return _pooled_pilot(results, what + "; totals only)")
+    m = from_branches(branches, what + ")")
     model = m.model()
     return replace(model, source=f"{m.source}: alpha {model.alpha:.3f}")
 
 
-def _pooled_pilot(results, gamma: int, source: str) -> AcceptanceModel:
-    """The i.i.d. acceptance of pilot runs whose server reports totals (accepted tokens over rounds)."""
-    rounds = sum(r.counts.rounds for r in results if r.counts)
-    if not rounds:
-        raise UserError(f"the pilot runs at gamma {gamma} drafted nothing, so no acceptance rate could be measured; "
-                        f"pass --acceptance ALPHA")
-    mean = sum(r.counts.accepted for r in results if r.counts) / rounds
-    model = AcceptanceModel.from_mean_accepted(min(mean, gamma), gamma, source)
-    return replace(model, source=f"{source}: alpha {model.alpha:.3f}")
+def _pooled_pilot(results: dict[int, list[GenerationResult]], source: str) -> AcceptanceModel:
+    """I.i.d. acceptance per draft length of pilot runs whose server reports totals (accepted tokens
+    over rounds at that length), each draft length measured at its own."""
+    alphas = {}
+    for gamma, runs in results.items():
+        rounds = sum(r.counts.rounds for r in runs if r.counts)
+        if not rounds:
+            raise UserError(f"the pilot runs at gamma {gamma} drafted nothing, so no acceptance rate could be "
+                            f"measured; pass --acceptance ALPHA")
+        mean = sum(r.counts.accepted for r in runs if r.counts) / rounds
+        alphas[gamma] = AcceptanceModel.from_mean_accepted(min(mean, gamma), gamma, source).alpha
+    top = max(alphas)
+    label = ", ".join(f"{alphas[g]:.3f} at gamma {g}" for g in sorted(alphas))
+    return AcceptanceModel(conditional=(alphas[top],) * top, source=f"{source}: alpha {label}", draft_len=top,
+                           by_draft_len=tuple((g, (alphas[g],) * g, "measured") for g in sorted(alphas) if g != top))
 
 
 def run_config(engine: Generator, prompt: list[int], config: Config, probe=None, seed: int = 0) -> GenerationResult:
