@@ -3,9 +3,11 @@ this CPU's speed drifts), the decision check on constructed cases, the JSON cont
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from acceptance_helpers import rounds_from_levels
 from lattts.cli import app
 from lattts.simulator.search import Config, Point
 from lattts.validate.decision import Candidate, DecisionReport, measured_best, neighbours
@@ -241,25 +243,21 @@ class ScriptedDrafts:
     name, stop_ids = "scripted", ()
 
     def __init__(self, alphas: dict[int, float], totals: bool):
-        import random
-
-        self.alphas, self.totals, self.rng, self.asked = alphas, totals, random.Random(0), []
+        self.alphas, self.totals, self.rng, self.asked = alphas, totals, np.random.default_rng(0), []
 
     def generate(self, request, probe=None):
         from lattts.backend import AcceptanceCounts, BranchOutput, GenerationResult
 
-        g, self.asked = request.draft_len, self.asked + [request.draft_len]
+        g, L = request.draft_len, request.max_tokens
+        self.asked.append(g)
+        level = np.full(L, np.log(self.alphas[g] / (1 - self.alphas[g])))  # every round at least one token
         outputs, every_round = [], []
         for _ in range(request.branches):
-            rounds, made = [], 0
-            while made < request.max_tokens:
-                a = 0
-                while a < g and self.rng.random() < self.alphas[g]:
-                    a += 1
-                rounds.append(a)
-                made += a + 1
+            taus = rounds_from_levels(level, g, self.rng)
+            taus = taus[: int(np.searchsorted(np.cumsum(taus), L)) + 1]  # rounds until L tokens
+            rounds = [int(t) - 1 for t in taus]
             every_round += rounds
-            outputs.append(BranchOutput(tokens=(), text="", finished=False, token_count=made,
+            outputs.append(BranchOutput(tokens=(), text="", finished=False, token_count=int(taus.sum()),
                                         accepted_per_round=None if self.totals else tuple(rounds)))
         counts = AcceptanceCounts(draft_len=g, rounds=len(every_round), drafted=g * len(every_round),
                                   accepted=sum(every_round)) if self.totals else None

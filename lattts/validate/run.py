@@ -123,9 +123,9 @@ def _prior(request: ValidateRequest, subject: Subject):
     longest = min(max(c.max_tokens for c in spec), PILOT_MAX_TOKENS)  # measured at length: acceptance moves with it
     # every draft length validated runs its own pilot; on an engine that runs any draft length the
     # decision check's longest too (the lengths between are run-chained from the next longer one)
-    gammas = {c.draft_len for c in spec} | ({DECISION_DRAFT_LEN} if subject.gammas is None else set())
-    if subject.gammas is not None:  # only the draft lengths the servers were launched with
-        gammas &= set(subject.gammas)
+    validated = {c.draft_len for c in spec}
+    # servers: only the draft lengths they were launched with
+    gammas = validated | {DECISION_DRAFT_LEN} if subject.gammas is None else validated & set(subject.gammas)
     return pilot_acceptance(subject.engine, subject.pilot_prompts, longest, sorted(gammas - {0}))
 
 
