@@ -19,13 +19,16 @@ from lattts.simulator.generation import EngineSchedule
 # costs about one prefill, measured), drafts for all slots in one batch per draft token, and after
 # each verify pass re-runs the verify batch through the draft (tools/server/server-context.cpp and
 # common/speculative.cpp, b11549-era source read for xllamacpp 2026.10); transformers' generate
-# copies the prompt per sequence; lattts' engine, vLLM and SGLang prefill a shared prompt once.
+# copies the prompt per sequence; lattts' engine, vLLM and SGLang prefill a shared prompt once. In the
+# three servers a sequence that has its tokens leaves the running batch (llama.cpp releases its slot;
+# vLLM and SGLang free a finished sequence from their running batch); lattts' engine and transformers
+# keep every branch in the batch until the slowest is done.
 SCHEDULES = {
     "lattts": EngineSchedule(),
     "transformers": EngineSchedule(shared_prefill=False),
-    "llama.cpp": EngineSchedule(draft_mirrors_verify=True),
-    "vllm": EngineSchedule(),
-    "sglang": EngineSchedule(),
+    "llama.cpp": EngineSchedule(draft_mirrors_verify=True, finished_leave=True),
+    "vllm": EngineSchedule(finished_leave=True),
+    "sglang": EngineSchedule(finished_leave=True),
 }
 
 

@@ -1,5 +1,6 @@
 """Closed-form latency sums equal explicit pass-by-pass sums of the same schedule."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -86,11 +87,11 @@ def test_llamacpp_schedule_mirrors_the_verify_batch_through_the_draft():
     # batch B x (gamma+1) with its logit flags dropped (``batch_dft.logits = nullptr``: llama.cpp then
     # computes the batch's last row only, one head row in all = 1/B per branch), then drafts gamma
     # tokens from the last sampled one, (B, 1) per pass with logits for every branch
-    from lattts.backend import schedule_of
+    from lattts.simulator.generation import EngineSchedule
 
     P, L, B, gamma = 100, 200, 4, 3
     acc = AcceptanceModel.iid(0.8, "t")
-    work = Workload(S32, P, S7, acc, schedule=schedule_of("llama.cpp"))
+    work = Workload(S32, P, S7, acc, schedule=EngineSchedule(draft_mirrors_verify=True))  # every branch to the end
     lat = generation_latency(work, H100, B, gamma, L)
     rounds = expected_max_rounds(acc, gamma, L - 1, B)
     mu, whole = acc.tokens_per_round(gamma), int(rounds)
@@ -101,6 +102,36 @@ def test_llamacpp_schedule_mirrors_the_verify_batch_through_the_draft():
     assert lat.draft_s[()] == pytest.approx(expected, rel=1e-3)
     plain = generation_latency(Workload(S32, P, S7, acc), H100, B, gamma, L)
     assert lat.target_s[()] == pytest.approx(plain.target_s[()], rel=1e-12)  # the verify passes are the same
+
+
+def test_finished_branches_leaving_the_batch_matches_a_round_by_round_simulation():
+    # a server releases a branch's slot once it has its tokens, so later rounds run fewer rows. The
+    # closed form (slowest branch's rounds at one row, the others' extra rows for their own mean
+    # rounds) against pricing every round at the rows still running, over simulated runs; on a device
+    # where a pass costs about its rows (compute-bound), where leaving matters most
+    from lattts.simulator.generation import EngineSchedule
+
+    P, L, B, gamma = 100, 64, 8, 3
+    acc = AcceptanceModel.iid(0.6, "t")
+    slow = on({"matmul_flops_per_s": H100.profile.matmul_flops_per_s / 300})
+    leave = generation_latency(Workload(S32, P, S7, acc, schedule=EngineSchedule(finished_leave=True)), slow, B, gamma, L)
+    stay = generation_latency(Workload(S32, P, S7, acc), slow, B, gamma, L)
+    mu, n = acc.tokens_per_round(gamma), L - 1
+    rng = np.random.default_rng(0)
+    pmf = acc.tau_pmf(gamma)  # tokens per round, 0..gamma+1 (0 has no mass)
+    tokens = rng.choice(len(pmf), p=pmf / pmf.sum(), size=(4000, B, n))
+    R = (np.cumsum(tokens, axis=2) < n).sum(axis=2) + 1  # rounds until each branch has n tokens
+    active = (R[:, :, None] > np.arange(R.max())[None, None, :]).sum(axis=1)  # (runs, round): branches still running
+
+    def round_cost(a, r):  # one round of a branches at round index r, context grown by mu per round
+        c = P + 1 + r * mu
+        return (float(pass_time(S32, slow, a, gamma + 1, c - 1, gamma + 1)) + float(pass_time(S7, slow, a, 2, c - 2, 1))
+                + sum(float(pass_time(S7, slow, a, 1, c + j - 2, 1)) for j in range(2, gamma + 1)))
+
+    table = np.array([[0.0] * R.max()] + [[round_cost(a, r) for r in range(R.max())] for a in range(1, B + 1)])
+    simulated = table[active, np.arange(R.max())[None, :]].sum(axis=1).mean()
+    assert float(leave.target_s + leave.draft_s) == pytest.approx(simulated, rel=0.03)
+    assert float(stay.target_s + stay.draft_s) > 1.1 * simulated  # keeping every branch to the end costs more here
 
 
 @settings(max_examples=60, deadline=None)

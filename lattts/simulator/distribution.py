@@ -25,7 +25,7 @@ import numpy as np
 
 from lattts.simulator import normal
 from lattts.simulator.deployment import Deployment
-from lattts.simulator.generation import Workload, latency_at_rounds
+from lattts.simulator.generation import Workload, branch_rounds, latency_at_rounds
 from lattts.simulator.speculative import max_rounds_quantiles
 
 NODES = 20
@@ -86,17 +86,21 @@ def latency_nodes(work: Workload, deploy: Deployment, branches, draft_len, max_t
     for gamma in np.unique(G):
         sel = np.flatnonzero(G == gamma)
         r = _round_nodes(work, B[sel], int(gamma), L[sel])
-        out[sel] = _at_rounds(work, deploy, B[sel][:, None], int(gamma), r)
+        own = None
+        if gamma and work.natural_lengths is None and work.schedule.finished_leave:
+            own = branch_rounds(work, int(gamma), L[sel] - 1.0)[:, None]  # one branch's mean, beside the slowest's
+        out[sel] = _at_rounds(work, deploy, B[sel][:, None], int(gamma), r, own)
     return out
 
 
-def _at_rounds(work: Workload, deploy: Deployment, b: np.ndarray, gamma: int, r: np.ndarray) -> np.ndarray:
+def _at_rounds(work: Workload, deploy: Deployment, b: np.ndarray, gamma: int, r: np.ndarray,
+               own: np.ndarray | None = None) -> np.ndarray:
     """Latency at rounds r (configurations, NODES). Time is smooth in the round count (a sum of passes
     whose cost grows with context), so it is priced at the smallest, middle and largest node and read
     between them by the quadratic through those three (tests check it against pricing every node)."""
     lo, hi = r.min(axis=1, keepdims=True), r.max(axis=1, keepdims=True)
     three = np.concatenate([lo, 0.5 * (lo + hi), hi], axis=1)
-    t = latency_at_rounds(work, deploy, b, gamma, three)
+    t = latency_at_rounds(work, deploy, b, gamma, three, own)
     x = np.where(hi > lo, (r - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)  # 0..1 across the nodes
     t0, t1, t2 = t[:, :1], t[:, 1:2], t[:, 2:]
     return t0 + x * (4 * t1 - 3 * t0 - t2) + x * x * (2 * t0 - 4 * t1 + 2 * t2)

@@ -8,7 +8,8 @@ the same passes:
 - plain decoding: L-1 passes of (B, q=1) on a context growing from P;
 - speculative decoding, per round: the draft runs gamma passes (the first feeds the last two
   committed tokens, q=2; then q=1), the target verifies gamma+1 positions in one pass; the batch
-  runs E[max_b R_b] rounds (``speculative.expected_max_rounds``) to give every branch L-1 tokens.
+  runs E[max_b R_b] rounds (``speculative.expected_max_rounds``) to give every branch L-1 tokens
+  (on a server, with fewer rows once branches are done: ``EngineSchedule.finished_leave``).
 
 Only attention depends on the context length, linearly inside a regime, so sums over steps are
 closed forms (``sum_passes``): no loop over tokens.
@@ -105,10 +106,14 @@ class EngineSchedule:
     the last sampled token alone. That mirror pass asks for no logits (the batch's logit flags are
     dropped, so llama.cpp computes the last row's only): one head row per pass, not per branch.
     Draft passes of all branches are one batch in every engine here.
+    ``finished_leave`` True: a branch that has its tokens leaves the batch, so speculative rounds
+    after the fastest branch is done run fewer rows (a server's slots; lattts' engine keeps every
+    branch in its batch until the slowest is done). See ``speculative_passes``.
     """
 
     shared_prefill: bool = True
     draft_mirrors_verify: bool = False
+    finished_leave: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,12 +186,36 @@ def _speculative(work: Workload, deploy: Deployment, b, n, gamma: int):
         raise ValueError("speculative configurations need a draft and an acceptance model")
     mu = work.acceptance.tokens_per_round(gamma)
     rounds = np.array([expected_max_rounds(work.acceptance, gamma, int(round(k)), int(bb)) for bb, k in zip(b, n)])
-    tgt, drf = speculative_passes(work, deploy, b, gamma, rounds)
+    own = branch_rounds(work, gamma, n) if work.schedule.finished_leave and work.natural_lengths is None else None
+    tgt, drf = speculative_passes(work, deploy, b, gamma, rounds, own)
     return tgt, drf, rounds, np.full_like(b, mu)
 
 
-def speculative_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds):
-    """(target, draft) seconds of ``rounds`` speculative rounds of b branches (arrays broadcast)."""
+def branch_rounds(work: Workload, gamma: int, n_tokens):
+    """E[rounds] one branch needs for ``n_tokens`` further tokens (array like ``n_tokens``)."""
+    n = np.asarray(n_tokens, float)
+    return np.reshape([expected_max_rounds(work.acceptance, gamma, int(round(k)), 1) for k in n.ravel()], n.shape)
+
+
+def speculative_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds, own_rounds=None):
+    """(target, draft) seconds of ``rounds`` speculative rounds of b branches (arrays broadcast).
+
+    Where finished branches leave the batch (``EngineSchedule.finished_leave``) and ``own_rounds``,
+    the rounds one branch needs on average, is given, a round of a active branches costs
+    c(a) = c(1) + (a - 1) d, d = (c(b) - c(1)) / (b - 1) (a pass is close to affine in its rows), so
+    the run costs  sum_r c(a_r) = R c(1) + d sum_(other branches) R_i  ~  R c(1) + (c(b) - c(1)) E[R_i]:
+    the slowest branch's R rounds at one row and the other branches' extra rows for their own rounds.
+    """
+    if own_rounds is None or not work.schedule.finished_leave:
+        return _round_passes(work, deploy, b, gamma, rounds)
+    one = np.ones_like(np.asarray(b, float))
+    slowest, full, full_at_one = (_round_passes(work, deploy, bb, gamma, r)
+                                  for bb, r in ((one, rounds), (b, own_rounds), (one, own_rounds)))
+    return tuple(s + f - f1 for s, f, f1 in zip(slowest, full, full_at_one))
+
+
+def _round_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds):
+    """(target, draft) seconds of ``rounds`` speculative rounds with all b branches in every pass."""
     mu = work.acceptance.tokens_per_round(gamma)
     c0 = work.prompt_tokens + 1.0  # committed tokens at the first round (prompt + the prefill's token)
     # the target verifies [last committed, d_1..d_gamma] on top of c0 - 1 cached tokens
@@ -205,12 +234,13 @@ def speculative_passes(work: Workload, deploy: Deployment, b, gamma: int, rounds
     return tgt, drf
 
 
-def latency_at_rounds(work: Workload, deploy: Deployment, branches, gamma: int, rounds):
+def latency_at_rounds(work: Workload, deploy: Deployment, branches, gamma: int, rounds, own_rounds=None):
     """Wall time of a run of B branches that takes ``rounds`` decode steps (gamma = 0) or speculative
-    rounds after its prefill (seconds; arrays broadcast, e.g. configurations x quantiles of rounds)."""
+    rounds after its prefill (seconds; arrays broadcast, e.g. configurations x quantiles of rounds);
+    ``own_rounds``: one branch's mean rounds, for engines whose finished branches leave the batch."""
     b = np.asarray(branches, float)
     if gamma:
-        tgt, drf = speculative_passes(work, deploy, b, gamma, rounds)
+        tgt, drf = speculative_passes(work, deploy, b, gamma, rounds, own_rounds)
     else:
         tgt, drf = sum_passes(work.target, deploy, PassSeries(b, 1, work.prompt_tokens, 1.0, rounds, 1)), 0.0
     return _prefill(work, deploy, b, gamma > 0) + tgt + drf + sampling_time(deploy.profile, work.target.vocab_size,
