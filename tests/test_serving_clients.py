@@ -241,6 +241,43 @@ def test_a_verify_shaped_pass_is_a_cached_prompt_extended_and_the_request_cost_i
         runner.time_pass(PassShape(2, 5, 64, logits=1), 1, 0)
 
 
+def test_llama_cpp_samples_of_one_request_hold_adjacent_slots():
+    # an n=B request runs in its parent slot and the B-1 lowest free ones; pinned to parent 0 they are
+    # slots 0..B-1. A parent in the last slot left a gap, and llama.cpp rebuilt its graph every step
+    # (measured: 20.5 against 15.8 ms per step at B=2, benchmarks/bench_llamacpp_slots.py)
+    from types import SimpleNamespace
+
+    from lattts.serving.llamacpp import LlamaCppServer
+
+    info = SimpleNamespace(draft_len=0, launch={}, version="fake", url="http://127.0.0.1:1", slots=8,
+                           engine="llama.cpp", context_tokens=1024)
+    server = LlamaCppServer(SimpleNamespace(base_url=info.url), info)
+    server._slot0_prefix = [1, 2, 3]  # what an extension left cached in slot 0
+    _, one = server.body(GenerationRequest.forced([5, 6], 1, 8))
+    assert "id_slot" not in one and server._slot0_prefix == [1, 2, 3]  # one sample: any slot the cache picks
+    _, four = server.body(GenerationRequest.forced([5, 6], 4, 8))
+    assert four["n"] == 4 and four["id_slot"] == 0
+    assert server._slot0_prefix is None  # slot 0 holds this request's prompt now: an extension primes it again
+
+
+def test_llama_cpp_rounds_are_tokens_less_accepted_drafts():
+    # llama.cpp drafts at most the tokens left less one, so draft_n / gamma undercounts a run's rounds:
+    # measured at gamma 4, 32 tokens, none accepted: draft_n 114 over 31 rounds; one accepted: 30 rounds
+    from types import SimpleNamespace
+
+    from lattts.serving.llamacpp import LlamaCppServer
+
+    info = SimpleNamespace(draft_len=4, launch={}, version="fake", url="http://127.0.0.1:1", slots=8,
+                           engine="llama.cpp", context_tokens=1024)
+    server = LlamaCppServer(SimpleNamespace(base_url=info.url), info)
+    request = GenerationRequest.forced([5, 6], 2, 32, draft_len=4)
+    answer = [{"index": i, "tokens": list(range(32)), "content": "", "stop_type": "limit",
+               "timings": {"predicted_n": 32, "draft_n": n, "draft_n_accepted": a}} for i, (n, a) in enumerate([(114, 0), (110, 1)])]
+    result = server.parse(request, answer, 1.0, None)
+    assert result.rounds == 31  # the slowest sample's
+    assert (result.counts.rounds, result.counts.drafted, result.counts.accepted) == (31 + 30, 224, 1)
+
+
 def test_a_request_overhead_is_wall_time_less_the_server_spans():
     from types import SimpleNamespace
 

@@ -9,6 +9,8 @@ A server runs whole generations, not single passes, so each pass shape is read o
   generation does not pay per step (measured here at B=4: 43.4 ms per token over 24 tokens, 33.1 ms
   over 96; the difference of the two spans gave 29.8 ms). Samples are drawn from the whole
   vocabulary, as validation draws them: the step holds each sequence's sampling and bookkeeping.
+  The client pins an n > 1 request's parent to slot 0 (``LlamaCppServer.body``), so the samples hold
+  adjacent slots in calibration as in validation (slots with a gap cost a graph rebuild per step).
 - A pass of q tokens on s cached ones (B=1, the shape of a verify pass) is the ``prompt_ms`` of a
   prompt that extends an s-token prompt the slot holds in its cache by q tokens. The server computes
   logits at the last of them only, so the point says logits = 1 and the fit adds the other rows'
