@@ -67,3 +67,41 @@ def test_three_point_pricing_equals_pricing_every_node():
     r = distribution._round_nodes(work, B, G, L)
     direct = latency_at_rounds(work, deploy, B[:, None], G, r)
     assert distribution._at_rounds(work, deploy, B[:, None], G, r) == pytest.approx(direct, rel=1e-7)
+
+
+def test_distribution_where_finished_branches_leave_matches_a_round_by_round_monte_carlo():
+    # a server's branch leaves the batch when it has its tokens: price every simulated round at the
+    # branches still running, against the nodes' quantile (device spread off, so the rounds are compared)
+    from dataclasses import replace
+
+    from lattts.simulator.generation import EngineSchedule, _prefill
+    from lattts.simulator.roofline import pass_time
+
+    work, deploy = setup()
+    work = replace(work, schedule=EngineSchedule(finished_leave=True))
+    deploy = replace(deploy, profile=replace(deploy.profile, sample_call_s=0.0, sample_s_per_logit=0.0))
+    B, gamma, L, trials = 8, 3, 96, 2000
+    rng = np.random.default_rng(5)
+    conds = np.array(work.acceptance.rates_at(gamma))
+    produced, R = np.zeros((trials, B)), np.zeros((trials, B), int)
+    while (produced < L - 1).any():
+        running = produced < L - 1
+        accepted = np.cumprod(rng.random((trials, B, gamma)) < conds, axis=2).sum(axis=2)
+        produced += np.where(running, accepted + 1, 0)
+        R += running
+    mu, c0 = work.acceptance.tokens_per_round(gamma), work.prompt_tokens + 1.0
+    spec, draft = work.target, work.draft
+
+    def round_cost(a, r):  # the model's round of a branches at round index r (context grown by mu per round)
+        c = c0 + r * mu
+        return (float(pass_time(spec, deploy, a, gamma + 1, c - 1, gamma + 1)) + float(pass_time(draft, deploy, a, 2, c - 2, 1))
+                + sum(float(pass_time(draft, deploy, a, 1, c + j - 2, 1)) for j in range(2, gamma + 1)))
+
+    rounds = np.arange(R.max())
+    table = np.array([np.zeros(R.max())] + [[round_cost(a, r) for r in rounds] for a in range(1, B + 1)])
+    active = (R[:, :, None] > rounds[None, None, :]).sum(axis=1)
+    t = float(_prefill(work, deploy, B, True)) + table[active, rounds[None, :]].sum(axis=1)
+    nodes = latency_nodes(work, deploy, B, gamma, L)
+    none = LatencySpread(1e-9, "off")
+    assert latency_quantile(nodes, none, 0.9)[0] == pytest.approx(np.quantile(t, 0.9), rel=0.03)
+    assert latency_quantile(nodes, none, 0.5)[0] == pytest.approx(np.quantile(t, 0.5), rel=0.03)

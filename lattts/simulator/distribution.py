@@ -86,21 +86,24 @@ def latency_nodes(work: Workload, deploy: Deployment, branches, draft_len, max_t
     for gamma in np.unique(G):
         sel = np.flatnonzero(G == gamma)
         r = _round_nodes(work, B[sel], int(gamma), L[sel])
-        own = None
+        share = None
         if gamma and work.natural_lengths is None and work.schedule.finished_leave:
-            own = branch_rounds(work, int(gamma), L[sel] - 1.0)[:, None]  # one branch's mean, beside the slowest's
-        out[sel] = _at_rounds(work, deploy, B[sel][:, None], int(gamma), r, own)
+            # where finished branches leave: one branch's mean rounds over the slowest's mean, so the other
+            # branches' rounds move with the slowest's (a shared acceptance effect moves them all)
+            share = branch_rounds(work, int(gamma), L[sel] - 1.0)[:, None] / r.mean(axis=1, keepdims=True)
+        out[sel] = _at_rounds(work, deploy, B[sel][:, None], int(gamma), r, share)
     return out
 
 
 def _at_rounds(work: Workload, deploy: Deployment, b: np.ndarray, gamma: int, r: np.ndarray,
-               own: np.ndarray | None = None) -> np.ndarray:
+               own_share: np.ndarray | None = None) -> np.ndarray:
     """Latency at rounds r (configurations, NODES). Time is smooth in the round count (a sum of passes
     whose cost grows with context), so it is priced at the smallest, middle and largest node and read
-    between them by the quadratic through those three (tests check it against pricing every node)."""
+    between them by the quadratic through those three (tests check it against pricing every node).
+    ``own_share``: the other branches' rounds as a share of the slowest's (``latency_nodes``)."""
     lo, hi = r.min(axis=1, keepdims=True), r.max(axis=1, keepdims=True)
     three = np.concatenate([lo, 0.5 * (lo + hi), hi], axis=1)
-    t = latency_at_rounds(work, deploy, b, gamma, three, own)
+    t = latency_at_rounds(work, deploy, b, gamma, three, None if own_share is None else own_share * three)
     x = np.where(hi > lo, (r - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0)  # 0..1 across the nodes
     t0, t1, t2 = t[:, :1], t[:, 1:2], t[:, 2:]
     return t0 + x * (4 * t1 - 3 * t0 - t2) + x * x * (2 * t0 - 4 * t1 + 2 * t2)
