@@ -75,7 +75,7 @@ def test_distribution_where_finished_branches_leave_matches_a_round_by_round_mon
     from dataclasses import replace
 
     from lattts.simulator.generation import EngineSchedule, _prefill
-    from lattts.simulator.roofline import pass_time
+    from round_helpers import leaving_cost_s
 
     work, deploy = setup()
     work = replace(work, schedule=EngineSchedule(finished_leave=True))
@@ -89,18 +89,9 @@ def test_distribution_where_finished_branches_leave_matches_a_round_by_round_mon
         accepted = np.cumprod(rng.random((trials, B, gamma)) < conds, axis=2).sum(axis=2)
         produced += np.where(running, accepted + 1, 0)
         R += running
-    mu, c0 = work.acceptance.tokens_per_round(gamma), work.prompt_tokens + 1.0
-    spec, draft = work.target, work.draft
-
-    def round_cost(a, r):  # the model's round of a branches at round index r (context grown by mu per round)
-        c = c0 + r * mu
-        return (float(pass_time(spec, deploy, a, gamma + 1, c - 1, gamma + 1)) + float(pass_time(draft, deploy, a, 2, c - 2, 1))
-                + sum(float(pass_time(draft, deploy, a, 1, c + j - 2, 1)) for j in range(2, gamma + 1)))
-
-    rounds = np.arange(R.max())
-    table = np.array([np.zeros(R.max())] + [[round_cost(a, r) for r in rounds] for a in range(1, B + 1)])
-    active = (R[:, :, None] > rounds[None, None, :]).sum(axis=1)
-    t = float(_prefill(work, deploy, B, True)) + table[active, rounds[None, :]].sum(axis=1)
+    mu = work.acceptance.tokens_per_round(gamma)
+    rounds_s = leaving_cost_s(work.target, work.draft, deploy, R, gamma, work.prompt_tokens + 1.0, mu)
+    t = float(_prefill(work, deploy, B, True)) + rounds_s
     nodes = latency_nodes(work, deploy, B, gamma, L)
     none = LatencySpread(1e-9, "off")
     assert latency_quantile(nodes, none, 0.9)[0] == pytest.approx(np.quantile(t, 0.9), rel=0.03)

@@ -13,6 +13,7 @@ from lattts.simulator.deployment import Deployment
 from lattts.simulator.generation import PassSeries, Workload, generation_latency, memory_required_bytes, sum_passes
 from lattts.simulator.roofline import pass_time
 from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds
+from round_helpers import leaving_cost_s
 
 H100 = Deployment.on(datasheet_profile(find_device("h100-sxm")))
 S32, S7 = resolve_model("s1.1-32B"), resolve_model("s1.1-7B")
@@ -121,15 +122,7 @@ def test_finished_branches_leaving_the_batch_matches_a_round_by_round_simulation
     pmf = acc.tau_pmf(gamma)  # tokens per round, 0..gamma+1 (0 has no mass)
     tokens = rng.choice(len(pmf), p=pmf / pmf.sum(), size=(4000, B, n))
     R = (np.cumsum(tokens, axis=2) < n).sum(axis=2) + 1  # rounds until each branch has n tokens
-    active = (R[:, :, None] > np.arange(R.max())[None, None, :]).sum(axis=1)  # (runs, round): branches still running
-
-    def round_cost(a, r):  # one round of a branches at round index r, context grown by mu per round
-        c = P + 1 + r * mu
-        return (float(pass_time(S32, slow, a, gamma + 1, c - 1, gamma + 1)) + float(pass_time(S7, slow, a, 2, c - 2, 1))
-                + sum(float(pass_time(S7, slow, a, 1, c + j - 2, 1)) for j in range(2, gamma + 1)))
-
-    table = np.array([[0.0] * R.max()] + [[round_cost(a, r) for r in range(R.max())] for a in range(1, B + 1)])
-    simulated = table[active, np.arange(R.max())[None, :]].sum(axis=1).mean()
+    simulated = leaving_cost_s(S32, S7, slow, R, gamma, P + 1, mu).mean()
     assert float(leave.target_s + leave.draft_s) == pytest.approx(simulated, rel=0.03)
     assert float(stay.target_s + stay.draft_s) > 1.1 * simulated  # keeping every branch to the end costs more here
 
