@@ -23,15 +23,17 @@ SLOTS = 8
 BATCHES = (2, 4, 6)
 
 
-def step_ms(url: str, prompt: list[int], batch: int, parent: int, rng: random.Random) -> float:
-    """One decode step of ``batch`` samples whose parent slot is ``parent`` (milliseconds)."""
+def step_ms(server, prompt: list[int], batch: int, parent: int, rng: random.Random) -> float:
+    """One decode step of ``batch`` samples whose parent slot is ``parent`` (milliseconds): the client's
+    own request body (``LlamaCppServer.body``) with its slot set to ``parent``."""
     import httpx
 
+    from lattts.backend import GenerationRequest
+
     def span(tokens: int) -> float:
-        body = {"prompt": prompt, "n": batch, "n_predict": tokens, "ignore_eos": True, "temperature": 1.0,
-                "top_p": 1.0, "top_k": 0, "min_p": 0.0, "seed": rng.randrange(1 << 30), "cache_prompt": True,
-                "id_slot": parent, "stream": False}
-        answer = httpx.post(url + "/completion", json=body, timeout=300).json()
+        path, body = server.body(GenerationRequest.forced(prompt, batch, tokens, temperature=1.0, cached_prompt=True,
+                                                          seed=rng.randrange(1 << 30)))
+        answer = httpx.post(server.info.url + path, json={**body, "id_slot": parent}, timeout=300).json()
         return max(item["timings"]["predicted_ms"] for item in (answer if isinstance(answer, list) else [answer]))
 
     return (span(32) - span(8)) / 24
@@ -45,12 +47,14 @@ def main() -> None:
     prompt = [rng.randrange(100, 49000) for _ in range(44)]
     proc, url = start_server()
     try:
-        out = {}
+        from lattts.serving.connect import connect
+
+        server, out = connect(url, "llama.cpp"), {}
         for b in BATCHES:
             times = {"slots 0..B-1": [], "slots 0..B-2 and the last": []}
             for _ in range(args.repeats):  # alternate, so drift falls on both alike
-                times["slots 0..B-1"].append(step_ms(url, prompt, b, 0, rng))
-                times["slots 0..B-2 and the last"].append(step_ms(url, prompt, b, SLOTS - 1, rng))
+                times["slots 0..B-1"].append(step_ms(server, prompt, b, 0, rng))
+                times["slots 0..B-2 and the last"].append(step_ms(server, prompt, b, SLOTS - 1, rng))
             med = {k: statistics.median(v) for k, v in times.items()}
             out[f"B={b}"] = {**{k: round(v, 2) for k, v in med.items()},
                              "ratio": round(med["slots 0..B-2 and the last"] / med["slots 0..B-1"], 3)}

@@ -11,7 +11,7 @@ from lattts.simulator.deployment import Deployment
 from lattts.simulator.distribution import LatencySpread, latency_nodes, latency_quantile, p_within
 from lattts.simulator.generation import Workload, generation_latency, latency_at_rounds
 from lattts.simulator.lengths import LengthDistribution
-from lattts.simulator.speculative import AcceptanceModel, simulate_max_rounds
+from lattts.simulator.speculative import AcceptanceModel, simulate_branch_rounds, simulate_max_rounds
 
 PROFILE = "tests/data/golden/cpu-profile.json"
 SPREAD = LatencySpread(0.08, "test")
@@ -81,14 +81,7 @@ def test_distribution_where_finished_branches_leave_matches_a_round_by_round_mon
     work = replace(work, schedule=EngineSchedule(finished_leave=True))
     deploy = replace(deploy, profile=replace(deploy.profile, sample_call_s=0.0, sample_s_per_logit=0.0))
     B, gamma, L, trials = 8, 3, 96, 2000
-    rng = np.random.default_rng(5)
-    conds = np.array(work.acceptance.rates_at(gamma))
-    produced, R = np.zeros((trials, B)), np.zeros((trials, B), int)
-    while (produced < L - 1).any():
-        running = produced < L - 1
-        accepted = np.cumprod(rng.random((trials, B, gamma)) < conds, axis=2).sum(axis=2)
-        produced += np.where(running, accepted + 1, 0)
-        R += running
+    R = simulate_branch_rounds(work.acceptance, gamma, L - 1, B, trials, np.random.default_rng(5)).astype(int)
     mu = work.acceptance.tokens_per_round(gamma)
     rounds_s = leaving_cost_s(work.target, work.draft, deploy, R, gamma, work.prompt_tokens + 1.0, mu)
     t = float(_prefill(work, deploy, B, True)) + rounds_s

@@ -12,7 +12,7 @@ from lattts.models import resolve_model
 from lattts.simulator.deployment import Deployment
 from lattts.simulator.generation import PassSeries, Workload, generation_latency, memory_required_bytes, sum_passes
 from lattts.simulator.roofline import pass_time
-from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds
+from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds, simulate_branch_rounds
 from round_helpers import leaving_cost_s
 
 H100 = Deployment.on(datasheet_profile(find_device("h100-sxm")))
@@ -117,12 +117,8 @@ def test_finished_branches_leaving_the_batch_matches_a_round_by_round_simulation
     slow = on({"matmul_flops_per_s": H100.profile.matmul_flops_per_s / 300})
     leave = generation_latency(Workload(S32, P, S7, acc, schedule=EngineSchedule(finished_leave=True)), slow, B, gamma, L)
     stay = generation_latency(Workload(S32, P, S7, acc), slow, B, gamma, L)
-    mu, n = acc.tokens_per_round(gamma), L - 1
-    rng = np.random.default_rng(0)
-    pmf = acc.tau_pmf(gamma)  # tokens per round, 0..gamma+1 (0 has no mass)
-    tokens = rng.choice(len(pmf), p=pmf / pmf.sum(), size=(4000, B, n))
-    R = (np.cumsum(tokens, axis=2) < n).sum(axis=2) + 1  # rounds until each branch has n tokens
-    simulated = leaving_cost_s(S32, S7, slow, R, gamma, P + 1, mu).mean()
+    R = simulate_branch_rounds(acc, gamma, L - 1, B, 4000, np.random.default_rng(0)).astype(int)
+    simulated = leaving_cost_s(S32, S7, slow, R, gamma, P + 1, acc.tokens_per_round(gamma)).mean()
     assert float(leave.target_s + leave.draft_s) == pytest.approx(simulated, rel=0.03)
     assert float(stay.target_s + stay.draft_s) > 1.1 * simulated  # keeping every branch to the end costs more here
 

@@ -242,6 +242,12 @@ def _renewal_normal(pmf_key: tuple[float, ...], n_tokens: int) -> tuple[float, f
 def simulate_max_rounds(acceptance: AcceptanceModel, gamma: int, n_tokens: int, branches: int,
                         trials: int, rng: np.random.Generator) -> np.ndarray:
     """Monte Carlo of the rejection process: rounds the slowest of B branches needs (for tests)."""
+    return simulate_branch_rounds(acceptance, gamma, n_tokens, branches, trials, rng).max(axis=1)
+
+
+def simulate_branch_rounds(acceptance: AcceptanceModel, gamma: int, n_tokens: int, branches: int,
+                           trials: int, rng: np.random.Generator) -> np.ndarray:
+    """Monte Carlo of the rejection process: (trials, branches) rounds each branch needs (for tests)."""
     conds = np.array(acceptance.rates_at(gamma))
     produced = np.zeros((trials, branches))
     rounds = np.zeros((trials, branches))
@@ -252,4 +258,4 @@ def simulate_max_rounds(acceptance: AcceptanceModel, gamma: int, n_tokens: int, 
         produced += np.where(active, accepted + 1, 0)
         rounds += active
         active = produced < n_tokens
-    return rounds.max(axis=1)
+    return rounds
