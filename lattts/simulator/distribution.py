@@ -87,7 +87,7 @@ def latency_nodes(work: Workload, deploy: Deployment, branches, draft_len, max_t
         sel = np.flatnonzero(G == gamma)
         r = _round_nodes(work, B[sel], int(gamma), L[sel])
         share = None
-        if gamma and work.natural_lengths is None and work.schedule.finished_leave:
+        if gamma and work.priced_as_leaving:
             # where finished branches leave: one branch's mean rounds over the slowest's mean, so the other
             # branches' rounds move with the slowest's (a shared acceptance effect moves them all)
             share = branch_rounds(work, int(gamma), L[sel] - 1.0)[:, None] / r.mean(axis=1, keepdims=True)

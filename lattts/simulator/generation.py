@@ -140,6 +140,12 @@ class Workload:
             return np.broadcast_to(L, np.broadcast(np.asarray(branches), L).shape)
         return np.maximum(self.natural_lengths.expected_longest(branches, L), 1.0)
 
+    @property
+    def priced_as_leaving(self) -> bool:
+        """Speculative runs priced with finished branches leaving (``speculative_passes``' own rounds):
+        the engine's branches leave when done, and every branch runs to L (budget forcing)."""
+        return self.schedule.finished_leave and self.natural_lengths is None
+
 
 @dataclass(frozen=True)
 class LatencyBreakdown:
@@ -186,7 +192,7 @@ def _speculative(work: Workload, deploy: Deployment, b, n, gamma: int):
         raise ValueError("speculative configurations need a draft and an acceptance model")
     mu = work.acceptance.tokens_per_round(gamma)
     rounds = np.array([expected_max_rounds(work.acceptance, gamma, int(round(k)), int(bb)) for bb, k in zip(b, n)])
-    own = branch_rounds(work, gamma, n) if work.schedule.finished_leave and work.natural_lengths is None else None
+    own = branch_rounds(work, gamma, n) if work.priced_as_leaving else None
     tgt, drf = speculative_passes(work, deploy, b, gamma, rounds, own)
     return tgt, drf, rounds, np.full_like(b, mu)
 
