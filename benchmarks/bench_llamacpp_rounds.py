@@ -36,7 +36,6 @@ def main() -> None:
 
     from lattts.backend import GenerationRequest, schedule_of
     from lattts.calibrate.server import SERVER_KV_DTYPE, server_target
-    from lattts.validate.run import DEFAULT_PROMPT
     from lattts.hardware.profiles import load_profile
     from lattts.hardware.store import profile_path
     from lattts.models.registry import resolve_draft
@@ -46,6 +45,7 @@ def main() -> None:
     from lattts.simulator.deployment import Deployment
     from lattts.simulator.generation import Workload, latency_at_rounds
     from lattts.simulator.speculative import AcceptanceModel
+    from lattts.validate.run import DEFAULT_PROMPT
 
     pool = ServerPool([connect(url, "llama.cpp") for url in args.server])
     if pool.plain is None:
@@ -61,7 +61,8 @@ def main() -> None:
                                                                         draft_len=gamma))
         timings = result.server["timings"]
         rounds = np.array([_rounds(t) if gamma else args.tokens - 1 for t in timings], float)  # (B,)
-        accepted = sum(t.get("draft_n_accepted", 0) for t in timings) / max(sum(t.get("draft_n", 0) for t in timings), 1)
+        counts = result.counts  # the client's acceptance totals (None without a draft)
+        accepted = counts.accepted / counts.drafted if counts and counts.drafted else 0.0
         work = Workload(target, len(prompt), draft, AcceptanceModel.iid(max(accepted, 1e-3), "this run"),
                         schedule=schedule_of("llama.cpp"))
         own = np.array([rounds.mean()]) if gamma else None
