@@ -21,7 +21,7 @@ from lattts.calibrate.fit import ShapeData, fit_profile, profile_from_vector, re
 from lattts.calibrate.grid import PassShape, cpu_grid
 from lattts.calibrate.machine import fit_limits
 from lattts.calibrate.measurements import Measurement, read
-from lattts.calibrate.sweep import OutOfMemory, run_sweep
+from lattts.calibrate.sweep import ANCHOR_POINT, OutOfMemory, run_sweep
 from lattts.cli import app
 from lattts.engine.timing import median_seconds
 from lattts.errors import UserError
@@ -164,6 +164,32 @@ def test_paired_anchor_divides_drift_out(tmp_path):
     assert drift["paired"]
     assert raw_ratio.std() / raw_ratio.mean() > 0.1  # the raw medians carry the switching speed
     assert fixed_ratio.std() / fixed_ratio.mean() < 0.03  # one consistent speed after pairing
+
+
+def test_each_point_is_taken_against_the_anchors_either_side(tmp_path):
+    """A machine that slows by 4% with every pass: the mean of the anchor passes before and after a
+    point is its speed exactly, the anchor before alone lags a pass behind (4% off)."""
+    class Slowing(SyntheticRunner):
+        calls = 0
+
+        def time_pass(self, point, repeats, warmup):
+            out = []
+            for _ in range(repeats + warmup):
+                Slowing.calls += 1
+                t = float(pass_time(self.spec, Deployment.on(self.profile), point.batch, point.query, point.context,
+                                    point.logit_positions))
+                out.append(t * (1.0 + 0.04 * Slowing.calls))
+            return out[warmup:]
+
+    path = tmp_path / "m.csv"
+    grid = cpu_grid(quick=True)[:8]
+    run_sweep([SHAPES[0]], grid, path, lambda s: Slowing(s), repeats=3, warmup=0)
+    rows = [m for m in read(path) if m.status == "ok"]
+    anchor_t = float(pass_time(SHAPES[0], Deployment.on(truth()), *ANCHOR_POINT.key))
+    for m in rows:
+        truth_t = float(pass_time(SHAPES[0], Deployment.on(truth()), m.batch, m.query_len, m.context_len, m.logits))
+        assert m.relative == pytest.approx(truth_t / anchor_t, rel=1e-6)
+    assert sum(m.repeats for m in rows) * 2 + 1 == Slowing.calls  # one anchor per pass, plus the first
 
 
 def test_noisy_points_get_more_pairs_quiet_ones_do_not(tmp_path):

@@ -2,8 +2,8 @@
 
 Columns: shape, batch, query_len, context_len, logits, latency_s (median), spread (interquartile
 range / median of the point/anchor ratios when paired, else of the times), repeats, status ('ok', or 'oom' for a point the device could not hold), unix
-time, anchor_s (median time of the anchor pass timed alternately with this point's passes) and
-relative (median of point time / anchor time over those pairs).
+time, anchor_s (median time of the anchor pass timed between this point's passes) and relative
+(median over this point's passes of its time / the mean of the anchor times either side).
 Every row is one write of a whole line followed by fsync, so an interrupted run leaves at most a
 partial last line, which reading drops (that point is measured again). ``--from-csv`` files need
 only batch, query_len, context_len and latency_s (seconds per forward pass); optional ``shape`` names the
@@ -113,7 +113,7 @@ def read(path: Path, default_shape: str | None = None) -> list[Measurement]:
 def drift_corrected(rows: list[Measurement]) -> tuple[list[Measurement], dict]:
     """The 'ok' rows with the device's drift divided out, and a summary of the drift.
 
-    Each point was timed alternately with a fixed anchor pass; its time relative to the anchor,
+    Each point was timed between passes of a fixed anchor; its time relative to the anchor,
     times the anchor's median over the whole sweep, is its time at the sweep's typical speed. The
     speed of this kind of machine switches by up to ~1.5x within seconds (another tenant's load),
     which pairing cancels and a median alone does not. Rows without an anchor are left as they are.

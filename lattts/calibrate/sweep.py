@@ -108,7 +108,11 @@ def _dominated(point: PassShape, limits: Iterable[PassShape]) -> bool:
     return any(point.batch >= o.batch and point.query >= o.query and point.context >= o.context for o in limits)
 
 
-ANCHOR_POINT = PassShape(1, 1, 64)  # a decode step of the first shape, timed alternately with every point
+# A decode step of the first shape, timed between every two passes of every point. Through
+# llama.cpp's server on a 2-core AMD EPYC VM (benchmarks/bench_anchor_pairing.py: 49 cycles of
+# B=1, 4, 8 runs in 7 minutes) the runs' spans varied by cv 6.5-7.6%; divided by the anchor just
+# before them by 5.8-7.3%, by the mean of the anchors before and after by 4.5-6.4%.
+ANCHOR_POINT = PassShape(1, 1, 64)
 QUIET_SPREAD = 0.15  # interquartile range / median of a point's (anchor-relative) times that needs no more pairs
 MAX_ROUNDS = 2  # at most this many rounds of ``repeats`` pairs per point (calibration time at most doubles)
 
@@ -119,15 +123,21 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
     """Time every (shape, point) not yet in ``path``, appending as it goes; returns all rows.
 
     Points run smallest first, so an out-of-memory point marks a limit for the larger ones. With
-    ``paired``, each timed pass follows one pass of a fixed anchor (the first shape at
-    ``ANCHOR_POINT``, on its own model and cache), so drift can be divided out
-    (``measurements.drift_corrected``). ``on_point(shape, point, seconds_spent)`` reports progress.
+    ``paired``, each timed pass sits between two passes of a fixed anchor (the first shape at
+    ``ANCHOR_POINT``, on its own model and cache) and is taken relative to their mean, so drift can
+    be divided out (``measurements.drift_corrected``); a point's last anchor opens the next point's
+    pairs. (The mean of the anchors either side follows a speed that changes within seconds better
+    than the one before: see ``ANCHOR_POINT``.) ``on_point(shape, point, seconds_spent)`` reports progress.
     """
     existing = read(path) if path.exists() else []
     done = {m.key for m in existing}
     ooms = {(m.shape, m.batch, m.query_len, m.context_len) for m in existing if m.status == "oom"}
     measured = skipped = 0
     anchor = None
+
+    def time_anchor() -> float:
+        return anchor.time_pass(ANCHOR_POINT, 1, 0)[0]
+
     for spec in shapes:
         limits = [PassShape(b, q, s) for (name, b, q, s) in ooms if name == spec.name]
         todo = [p for p in sorted(grid, key=lambda p: (p.rows * (p.context + p.query), p.key))
@@ -137,7 +147,7 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
         if paired and anchor is None:
             anchor = make_runner(shapes[0])
             anchor.time_pass(ANCHOR_POINT, 0, warmup)
-        runner = make_runner(spec)
+        runner, closing = make_runner(spec), None
         for point in todo:
             start = time.perf_counter()
             if _dominated(point, limits):
@@ -147,13 +157,14 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
                 continue
             try:
                 runner.time_pass(point, 0, warmup)
-                times, refs = [], []
+                times = []
+                refs = [] if anchor is None else [closing if closing is not None else time_anchor()]
                 for _ in range(MAX_ROUNDS):  # a noisy point gets more pairs, a quiet one only ``repeats``
                     for _ in range(repeats):
-                        if anchor is not None:
-                            refs.append(anchor.time_pass(ANCHOR_POINT, 1, 0)[0])
                         times.append(runner.time_pass(point, 1, 0)[0])
-                    ratios = [t / r for t, r in zip(times, refs)]
+                        if anchor is not None:
+                            refs.append(time_anchor())
+                    ratios = [t / ((a + b) / 2) for t, a, b in zip(times, refs, refs[1:])]
                     _, spread = median_and_spread(ratios or times)
                     if spread <= QUIET_SPREAD:
                         break
@@ -163,7 +174,9 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
                                          spread, len(times), "ok", time.time(),
                                          statistics.median(refs) if refs else None, rel))
                 measured += 1
+                closing = refs[-1] if refs else None
             except OutOfMemory:
+                closing = None
                 append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logit_positions,
                                          float("nan"), 0.0, 0, "oom", time.time()))
                 limits.append(point)
