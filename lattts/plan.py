@@ -8,6 +8,7 @@ models, drafts, acceptance, curves and devices the same way and reports the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ TP_CHOICES = limits.TP_CHOICES
 # wider than a calibration's (held-out per-pass error 4-11% median on the development CPU, NOTES §10)
 DATASHEET_SPREAD_SD = 0.15
 MEDIAN_ABS_TO_SD = 0.6745  # median |e| of a normal e is 0.6745 sd
+P90_ABS_TO_SD = 1.6449  # the 90th percentile of |e| is 1.6449 sd
 DEFAULT_CURVE = PAPER_CURVE_NAME  # the accuracy curve when none is given: evidence about s1.1-32B only
 PAPER_CHECK_TOKENS = 4096  # the paper's Table 1 baseline at this L is set beside lattts' prediction of it
 
@@ -133,16 +135,28 @@ def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None,
     return AcceptanceModel.iid(alpha, "--acceptance (given by the user)")
 
 
-def latency_spread(profile: DeviceProfile) -> LatencySpread:
+def latency_spread(profile: DeviceProfile, device_drift: bool = True) -> LatencySpread:
     """How far a run strays from the profile's prediction: a calibration's own held-out error (its
-    median per-pass |error|, read as the sd of a normal log error), else a stated assumption."""
+    median per-pass |error|, read as the sd of a normal log error), else a stated assumption.
+
+    The held-out error is of drift-corrected points. With ``device_drift`` (a prediction for some later
+    run, which nothing re-times), the device's own speed changes during calibration are added: the
+    anchor's p90 |time / median - 1| read as the sd of a normal log speed, independent of the error.
+    A validation run scaled by the anchor re-timed beside it leaves that out."""
     errors = (profile.provenance or {}).get("errors") or {}
     for key in ("heldout", "in_sample"):
         median = (errors.get(key) or {}).get("median")
         if isinstance(median, (int, float)) and median > 0:
             sd = float(median) / MEDIAN_ABS_TO_SD
-            return LatencySpread(sd, f"calibration's {key.replace('_', '-')} error: median |error| {median:.1%} "
-                                     f"per pass, lognormal sd {sd:.1%}")
+            source = f"calibration's {key.replace('_', '-')} error: median |error| {median:.1%} per pass, lognormal sd {sd:.1%}"
+            drift = (profile.provenance or {}).get("drift") or {}
+            p90 = drift.get("drift_p90")
+            if device_drift and drift.get("paired") and isinstance(p90, (int, float)) and p90 > 0:
+                speed_sd = float(p90) / P90_ABS_TO_SD
+                sd = math.hypot(sd, speed_sd)
+                source += (f"; with the device's speed during calibration (anchor p90 |drift| {p90:.1%}, sd "
+                           f"{speed_sd:.1%}): lognormal sd {sd:.1%}")
+            return LatencySpread(sd, source)
     return LatencySpread(DATASHEET_SPREAD_SD, f"assumption: lognormal sd {DATASHEET_SPREAD_SD:.0%} for a "
                                               f"{profile.kind} profile (not calibrated end to end on this device)")
 

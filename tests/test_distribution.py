@@ -89,3 +89,18 @@ def test_distribution_where_finished_branches_leave_matches_a_round_by_round_mon
     none = LatencySpread(1e-9, "off")
     assert latency_quantile(nodes, none, 0.9)[0] == pytest.approx(np.quantile(t, 0.9), rel=0.03)
     assert latency_quantile(nodes, none, 0.5)[0] == pytest.approx(np.quantile(t, 0.5), rel=0.03)
+
+
+def test_a_prediction_for_later_carries_the_device_speed_the_calibration_saw():
+    from dataclasses import replace
+
+    from lattts.plan import latency_spread
+
+    golden = load_profile(PROFILE)
+    prof = replace(golden, provenance={**golden.provenance, "errors": {"heldout": {"median": 0.06745}},
+                                       "drift": {"paired": True, "drift_p90": 0.16449}})
+    assert latency_spread(prof).sd_log == pytest.approx(np.hypot(0.10, 0.10))  # 6.7% median |e|; p90 |drift| 16%
+    assert latency_spread(prof, device_drift=False).sd_log == pytest.approx(0.10)  # a run the anchor re-timed
+    unpaired = replace(prof, provenance={**prof.provenance, "drift": {"paired": False}})
+    assert latency_spread(unpaired).sd_log == pytest.approx(0.10)
+    assert "p90 |drift| 16.4%" in latency_spread(prof).source
