@@ -276,3 +276,33 @@ def test_pilot_measures_every_draft_length_at_its_own(totals):
     assert model.rates_at(2)[0] == pytest.approx(0.3, abs=0.06)
     assert model.rates_at(4)[0] == pytest.approx(0.6, abs=0.06)
     assert model.basis(3) == "derived" and "gamma 2, 4" in model.source
+
+
+class EarlyDrafts(ScriptedDrafts):
+    """Totals-only drafts accepted more often in short runs: alpha 0.5 over 32 tokens, 0.3 over 256."""
+
+    def generate(self, request, probe=None):
+        self.alphas = {g: 0.5 if request.max_tokens <= 32 else 0.3 for g in (2, 4)}
+        return super().generate(request, probe)
+
+
+def test_a_totals_only_pilot_is_run_at_both_ends_and_each_run_priced_at_its_length():
+    from lattts.validate.session import pilot_along_length
+
+    engine = EarlyDrafts({}, totals=True)
+    model, along = pilot_along_length(engine, [[1, 2, 3]] * 3, 32, 256, gammas=[2, 4])
+    assert len(engine.asked) == 12 and model.rates_at(2)[0] == pytest.approx(0.3, abs=0.06)
+    assert along.at(32).rates_at(4)[0] == pytest.approx(0.5, abs=0.06)  # at, and past, the measured ends
+    assert along.at(16).rates_at(2) == along.at(32).rates_at(2) and along.at(512).rates_at(2) == model.rates_at(2)
+    mid = along.at(64)  # a third of the way from 32 to 256 in log L
+    for g in (2, 4):
+        want = along.at(32).rates_at(g)[0] + (model.rates_at(g)[0] - along.at(32).rates_at(g)[0]) / 3
+        assert mid.rates_at(g)[0] == pytest.approx(want) and mid.basis(g) == "measured"
+    assert "over 32 tokens" in along.source and "at L=64" in mid.source
+    work, _ = small_problem()
+    priced = along.pricing(work)
+    assert priced(Config(2, 2, 64)).acceptance == mid and priced(Config(2, 0, 64)) is work
+    # rounds in order (lattts' engine) carry the variation along the generation: no second pilot
+    ordered = EarlyDrafts({}, totals=False)
+    assert pilot_along_length(ordered, [[1, 2, 3]] * 3, 32, 256, gammas=[2])[1] is None and len(ordered.asked) == 3
+    assert pilot_along_length(EarlyDrafts({}, totals=True), [[1, 2, 3]] * 3, 200, 256, gammas=[2])[1] is None

@@ -85,6 +85,8 @@ def _print(out: dict) -> None:
     console.print(f"  profile   {out['profile']['name']}: {out['profile']['source']} — {out['profile']['reason']}", highlight=False)
     if out["acceptance_prior"]:
         console.print(f"  a-priori acceptance: {out['acceptance_prior']}", highlight=False)
+    if out.get("acceptance_along_length"):
+        console.print(f"  each run at its own length: {out['acceptance_along_length']}", highlight=False)
     if out.get("acceptance_variation"):
         console.print(f"  its variation: {out['acceptance_variation']}", highlight=False)
     t = Table(title="predicted (a-priori acceptance, drift-corrected) against measured", title_justify="left")

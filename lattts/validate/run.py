@@ -109,16 +109,17 @@ def check_request(request: ValidateRequest) -> None:
 
 def _prior(request: ValidateRequest, subject: Subject):
     """The a-priori acceptance: the user's alpha or file, else the paper's rate for the pair (lattts' engine
-    samples as the paper did), else a pilot run on the subject."""
+    samples as the paper did), else a pilot run on the subject; and, from a pilot without the order of
+    its rounds, its acceptance along the generation (``AcceptanceAlongLength``, else None)."""
     from lattts.models.registry import published_acceptance
-    from lattts.validate.session import pilot_acceptance
+    from lattts.validate.session import pilot_along_length
 
     if subject.draft is None:
-        return None
+        return None, None
     if request.acceptance is not None:
-        return request.acceptance
+        return request.acceptance, None
     if subject.published_pairs and published_acceptance(subject.target, subject.draft):
-        return None  # the plan takes the paper's rate
+        return None, None  # the plan takes the paper's rate
     spec = [c for c in request.configs if c.draft_len] or [Config(1, DECISION_DRAFT_LEN, 48)]
     longest = min(max(c.max_tokens for c in spec), PILOT_MAX_TOKENS)  # measured at length: acceptance moves with it
     # every draft length validated runs its own pilot; on an engine that runs any draft length the
@@ -126,7 +127,8 @@ def _prior(request: ValidateRequest, subject: Subject):
     validated = {c.draft_len for c in spec}
     # servers: only the draft lengths they were launched with
     gammas = validated | {DECISION_DRAFT_LEN} if subject.gammas is None else validated & set(subject.gammas)
-    return pilot_acceptance(subject.engine, subject.pilot_prompts, longest, sorted(gammas - {0}))
+    shortest = min(min(c.max_tokens for c in spec), longest)
+    return pilot_along_length(subject.engine, subject.pilot_prompts, shortest, longest, sorted(gammas - {0}))
 
 
 def _runnable(request: ValidateRequest, subject: Subject, on_note) -> list[Config]:
@@ -152,7 +154,8 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
     check_request(request)
     subject = server_subject(request, on_note) if request.servers else local_subject(request, on_note)
     configs = _runnable(request, subject, on_note)
-    plan_request = _plan_request(subject, _prior(request, subject))
+    prior, along = _prior(request, subject)
+    plan_request = _plan_request(subject, prior)
     plan = _checked_plan(plan_request, subject)
     _check_memory(plan, configs)
     work = plan.problem.workload
@@ -161,11 +164,12 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
         decision_plan = _checked_plan(replace(plan_request, acceptance=work.acceptance,
                                               length_scale=request.length_scale), subject)
         run_prediction(decision_plan.problem, request.budget_s, request.confidence)
-    session = run_grid(configs, subject.engine, subject.prompt, work, plan.problem.deployment, subject.anchor,
-                       request.seed, on_run)
+    session = run_grid(configs, subject.engine, subject.prompt, along.pricing(work) if along else work,
+                       plan.problem.deployment, subject.anchor, request.seed, on_run)
     out = {**subject.describe,
            "profile": {"name": subject.profile.name, "source": subject.profile.source, "reason": subject.profile_reason},
            "acceptance_prior": work.acceptance.source if work.acceptance else None,
+           "acceptance_along_length": along.source if along else None,
            "acceptance_variation": work.acceptance.variation.source if work.acceptance and work.acceptance.varies else None,
            "latency_spread": plan.problem.spread.source, "prompt_tokens": len(subject.prompt),
            "skipped": [c.label() for c in request.configs if c not in configs],
