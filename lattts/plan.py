@@ -135,14 +135,17 @@ def resolve_acceptance(target: ModelSpec, draft: ModelSpec | None,
     return AcceptanceModel.iid(alpha, "--acceptance (given by the user)")
 
 
-def latency_spread(profile: DeviceProfile, device_drift: bool = True) -> LatencySpread:
+def latency_spread(profile: DeviceProfile, device_drift: bool = True,
+                   speed_factors: list[float] | None = None) -> LatencySpread:
     """How far a run strays from the profile's prediction: a calibration's own held-out error (its
     median per-pass |error|, read as the sd of a normal log error), else a stated assumption.
 
     The held-out error is of drift-corrected points. With ``device_drift`` (a prediction for some later
-    run, which nothing re-times), the device's own speed changes during calibration are added: the
-    anchor's p90 |time / median - 1| read as the sd of a normal log speed, independent of the error.
-    A validation run scaled by the anchor re-timed beside it leaves that out."""
+    run, which nothing re-times), the device's own speed is added as an independent normal log term:
+    from ``speed_factors`` where given (the anchor re-timed later against the calibration's reference,
+    as a validation session does: their root mean square log, which holds both the spread and any
+    shift since calibration), else from the calibration's anchor (p90 |time / median - 1| / 1.645).
+    A validation run scaled by the anchor re-timed beside it leaves the speed out."""
     errors = (profile.provenance or {}).get("errors") or {}
     for key in ("heldout", "in_sample"):
         median = (errors.get(key) or {}).get("median")
@@ -151,12 +154,16 @@ def latency_spread(profile: DeviceProfile, device_drift: bool = True) -> Latency
             source = f"calibration's {key.replace('_', '-')} error: median |error| {median:.1%} per pass, lognormal sd {sd:.1%}"
             drift = (profile.provenance or {}).get("drift") or {}
             p90 = drift.get("drift_p90")
-            if device_drift and drift.get("paired") and isinstance(p90, (int, float)) and p90 > 0:
+            if device_drift and speed_factors:
+                speed_sd = math.sqrt(sum(math.log(f) ** 2 for f in speed_factors) / len(speed_factors))
+                speed = f"the device's speed since calibration ({len(speed_factors)} anchor timings, rms log {speed_sd:.1%})"
+            elif device_drift and drift.get("paired") and isinstance(p90, (int, float)) and p90 > 0:
                 speed_sd = float(p90) / P90_ABS_TO_SD
-                sd = math.hypot(sd, speed_sd)
-                source += (f"; with the device's speed during calibration (anchor p90 |drift| {p90:.1%}, sd "
-                           f"{speed_sd:.1%}): lognormal sd {sd:.1%}")
-            return LatencySpread(sd, source)
+                speed = f"the device's speed during calibration (anchor p90 |drift| {p90:.1%}, sd {speed_sd:.1%})"
+            else:
+                return LatencySpread(sd, source)
+            sd = math.hypot(sd, speed_sd)
+            return LatencySpread(sd, f"{source}; with {speed}: lognormal sd {sd:.1%}")
     return LatencySpread(DATASHEET_SPREAD_SD, f"assumption: lognormal sd {DATASHEET_SPREAD_SD:.0%} for a "
                                               f"{profile.kind} profile (not calibrated end to end on this device)")
 

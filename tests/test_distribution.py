@@ -104,3 +104,6 @@ def test_a_prediction_for_later_carries_the_device_speed_the_calibration_saw():
     unpaired = replace(prof, provenance={**prof.provenance, "drift": {"paired": False}})
     assert latency_spread(unpaired).sd_log == pytest.approx(0.10)
     assert "p90 |drift| 16.4%" in latency_spread(prof).source
+    # anchor timings taken later (a validation session) replace the calibration's, shift and spread alike
+    later = latency_spread(prof, speed_factors=[1.2, 1.2, 1 / 1.2, 1.2])
+    assert later.sd_log == pytest.approx(np.hypot(0.10, np.log(1.2))) and "4 anchor timings" in later.source

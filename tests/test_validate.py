@@ -201,6 +201,7 @@ def test_decision_check_runs_live_with_its_drift(tiny_profile):
     dec = json.loads(res.stdout)["decision"]
     assert dec["confidence"] == 0.9 and dec["chosen"]["predicted_p90_s"] <= 2.0
     assert len(dec["candidates"]) >= 2
+    assert "anchor timings" in dec["spread"]  # the choice's spread took the speed the grid's anchors saw
     for c in dec["candidates"]:
         assert c["drift"] > 0 and c["drift"] != 1.0  # an anchor was timed around every candidate
         assert c["predicted_at_drift_s"] == pytest.approx(c["predicted_s"] * c["drift"])

@@ -177,7 +177,7 @@ def validate(request: ValidateRequest, on_run: Callable | None = None,
     if request.transformers and not request.servers and any(c.draft_len == 0 for c in configs):
         out["transformers"] = _transformers(request, subject, on_note)
     if decision_plan is not None:
-        out["decision"] = _decision(request, subject, decision_plan)
+        out["decision"] = _decision(request, subject, decision_plan, session.anchors)
     return out
 
 
@@ -202,9 +202,11 @@ def _transformers(request: ValidateRequest, subject: Subject, on_note) -> dict:
     return {"profile": {"name": prof.name, "source": prof.source, "reason": why}, **out}
 
 
-def _decision(request: ValidateRequest, subject: Subject, plan: Plan) -> dict:
+def _decision(request: ValidateRequest, subject: Subject, plan: Plan, anchors: list[float]) -> dict:
     """Run what predict chooses at the budget (on the length-scaled paper curve) and its neighbours,
-    shuffled and bracketed by anchor timings as the grid's runs are."""
+    shuffled and bracketed by anchor timings as the grid's runs are. The choice's spread takes the
+    device's speed from the grid's ``anchors`` (minutes of it, where calibration saw about one)."""
+    from lattts.plan import latency_spread
     from lattts.validate.decision import check
     from lattts.validate.session import drift_corrected_runs, run_config
 
@@ -215,6 +217,13 @@ def _decision(request: ValidateRequest, subject: Subject, plan: Plan) -> dict:
         done = {c: (result.latency_s, drift) for c, result, drift in runs}
         return [done[c] for c in configs]
 
-    out = check(plan.problem, request.budget_s, measure, request.confidence).to_json()
-    out["curve"] = {"name": plan.problem.curve.name, "source": plan.problem.curve.source}
+    problem = replace(plan.problem, spread=latency_spread(plan.problem.deployment.profile, speed_factors=anchors))
+    try:
+        report = check(problem, request.budget_s, measure, request.confidence)
+    except UserError:  # the session's speed leaves nothing within the budget at this confidence
+        problem = plan.problem
+        report = check(problem, request.budget_s, measure, request.confidence)
+    out = report.to_json()
+    out["curve"] = {"name": problem.curve.name, "source": problem.curve.source}
+    out["spread"] = problem.spread.source
     return out
