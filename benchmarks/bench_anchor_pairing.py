@@ -37,7 +37,7 @@ def main() -> None:
     from lattts.backend import GenerationRequest
     from lattts.calibrate.sweep import ANCHOR_POINT
     from lattts.serving.connect import connect
-    from lattts.serving.timing import ServerPassRunner
+    from lattts.serving.timing import SAMPLED, ServerPassRunner
 
     backend = connect(args.server, "llama.cpp")
     runner = ServerPassRunner(backend)
@@ -49,7 +49,7 @@ def main() -> None:
     while time.time() < end:
         for k, (batch, tokens) in enumerate(WORKLOADS):
             seed += 1
-            result = backend.generate(GenerationRequest.forced(prompt, batch, tokens, temperature=1.0,
+            result = backend.generate(GenerationRequest.forced(prompt, batch, tokens, temperature=SAMPLED,
                                                                cached_prompt=True, seed=seed))
             runs.append((k, max(float(t["predicted_ms"]) for t in result.server["timings"]) / 1e3))
             anchors.append(runner.time_pass(ANCHOR_POINT, 1, 0)[0])
