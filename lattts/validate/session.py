@@ -160,14 +160,15 @@ def _pooled_pilot(results: dict[int, list[GenerationResult]], source: str) -> Ac
                             f"measured; pass --acceptance ALPHA")
         mean = sum(r.counts.accepted for r in runs if r.counts) / rounds
         alphas[gamma] = AcceptanceModel.from_mean_accepted(min(mean, gamma), gamma, source).alpha
-    label = ", ".join(f"{alphas[g]:.3f} at gamma {g}" for g in sorted(alphas))
-    return _iid_by_draft_len(alphas, f"{source}: alpha {label}")
+    return _iid_by_draft_len(alphas, source)
 
 
 def _iid_by_draft_len(alphas: dict[int, float], source: str) -> AcceptanceModel:
-    """I.i.d. acceptance ``alphas[gamma]`` measured at each draft length."""
+    """I.i.d. acceptance ``alphas[gamma]`` measured at each draft length; its source is ``source``
+    followed by those rates."""
     top = max(alphas)
-    return AcceptanceModel(conditional=(alphas[top],) * top, source=source, draft_len=top,
+    label = ", ".join(f"{alphas[g]:.3f} at gamma {g}" for g in sorted(alphas))
+    return AcceptanceModel(conditional=(alphas[top],) * top, source=f"{source}: alpha {label}", draft_len=top,
                            by_draft_len=tuple((g, (alphas[g],) * g, "measured") for g in sorted(alphas) if g != top))
 
 
@@ -193,8 +194,7 @@ class AcceptanceAlongLength:
         w = float(np.clip(np.log(tokens / self.short_tokens) / np.log(self.long_tokens / self.short_tokens), 0.0, 1.0))
         short, long = self._alphas(self.short), self._alphas(self.long)
         alphas = {g: (1 - w) * short[g] + w * long[g] for g in long}
-        label = ", ".join(f"{alphas[g]:.3f} at gamma {g}" for g in sorted(alphas))
-        return _iid_by_draft_len(alphas, f"{self.source}; at L={tokens}: alpha {label}")
+        return _iid_by_draft_len(alphas, f"{self.source}; at L={tokens}")
 
     def pricing(self, work: Workload) -> Callable[[Config], Workload]:
         """``work`` with the acceptance at each speculative configuration's length."""
