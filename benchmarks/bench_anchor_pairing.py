@@ -35,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from lattts.backend import GenerationRequest
-    from lattts.calibrate.sweep import ANCHOR_POINT
+    from lattts.calibrate.grid import ANCHOR_POINT
     from lattts.serving.connect import connect
     from lattts.serving.timing import SAMPLED, ServerPassRunner
 

@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--out", help="also write every run (config, wall time, factor) here as JSON")
     args = ap.parse_args()
 
-    from lattts.calibrate.sweep import ANCHOR_POINT
+    from lattts.calibrate.grid import ANCHOR_POINT
     from lattts.serving.connect import connect
     from lattts.serving.pool import ServerPool
     from lattts.serving.timing import ServerPassRunner
@@ -57,14 +57,14 @@ def main() -> None:
     pool = ServerPool([connect(url, "llama.cpp") for url in args.server])
     runner = ServerPassRunner(pool.plain)
     runner.time_pass(ANCHOR_POINT, 0, 2)
-    anchor = Anchor(reference_s=1.0, runner=runner, point=ANCHOR_POINT)  # the slope does not depend on the reference
+    anchor = Anchor(runner, one_row=(ANCHOR_POINT, 1.0))  # the slope does not depend on the reference
     grid = [c for c in SERVER_QUICK_GRID if c.draft_len in pool.gammas]
     run = partial(run_config, pool, pool.first().tokenize(DEFAULT_PROMPT))
     rows, cycle, end = [], 0, time.time() + 60 * args.minutes
     while time.time() < end:
-        for config, result, factor in drift_corrected_runs(grid, anchor, partial(run, seed=cycle), cycle, []):
+        for config, result, speed in drift_corrected_runs(grid, anchor, partial(run, seed=cycle), cycle, []):
             rows.append({"cycle": cycle, "config": [config.branches, config.draft_len, config.max_tokens],
-                         "wall_s": result.latency_s, "factor": factor})
+                         "wall_s": result.latency_s, "factor": speed.one_row})
         cycle += 1
 
     configs = [tuple(r["config"]) for r in rows]

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from conftest import FakeNvml, nvml_error
 from lattts.calibrate import run
 from lattts.calibrate.fit import ShapeData, fit_profile, profile_from_vector, relative_errors
-from lattts.calibrate.grid import PassShape, cpu_grid
+from lattts.calibrate.grid import ANCHOR_POINT, PassShape, anchor_for, cpu_grid
 from lattts.calibrate.machine import fit_limits
 from lattts.calibrate.measurements import Measurement, read
-from lattts.calibrate.sweep import ANCHOR_POINT, OutOfMemory, run_sweep
+from lattts.calibrate.sweep import OutOfMemory, run_sweep
 from lattts.cli import app
 from lattts.engine.timing import median_seconds
 from lattts.errors import UserError
@@ -166,9 +166,35 @@ def test_paired_anchor_divides_drift_out(tmp_path):
     assert fixed_ratio.std() / fixed_ratio.mean() < 0.03  # one consistent speed after pairing
 
 
+def test_one_row_and_many_row_passes_are_each_taken_against_their_own_anchor(tmp_path):
+    """A machine whose one-row passes switch speed (a vector kernel another tenant slows) while passes of
+    more rows keep theirs: each point divided by the anchor of its kind comes out at one consistent speed,
+    where the one-row anchor alone would carry its switches into every many-row point."""
+    from lattts.calibrate.measurements import drift_corrected
+
+    class OneRowDrifting(SyntheticRunner):
+        calls = 0
+
+        def time_pass(self, point, repeats, warmup):
+            OneRowDrifting.calls += 1
+            slow = 1.5 if point.rows == 1 and (OneRowDrifting.calls // 5) % 2 else 1.0
+            return [t * slow for t in super().time_pass(point, repeats, warmup)]
+
+    path = tmp_path / "m.csv"
+    run_sweep([SHAPES[0]], cpu_grid(quick=True), path, lambda s: OneRowDrifting(s), repeats=3)
+    fixed, drift = drift_corrected(read(path))
+    ratio = np.array([m.latency_s / float(pass_time(SHAPES[0], Deployment.on(truth()), m.batch, m.query_len,
+                                                    m.context_len, m.logits)) for m in fixed])
+    many = np.array([m.batch * m.query_len > 1 for m in fixed])
+    assert many.sum() > 10 and (~many).sum() >= 3
+    assert ratio[many].std() / ratio[many].mean() < 0.03  # the many-row anchor never switched
+    assert drift["anchor_point"] == [1, 1, 64] and drift["rows_anchor_point"] == [4, 1, 64]
+
+
 def test_each_point_is_taken_against_the_anchors_either_side(tmp_path):
     """A machine that slows by 4% with every pass: the mean of the anchor passes before and after a
-    point is its speed exactly, the anchor before alone lags a pass behind (4% off)."""
+    point is its speed exactly, the anchor before alone lags a pass behind (4% off). Each point is
+    taken against the anchor of its kind (one token row, or more)."""
     class Slowing(SyntheticRunner):
         calls = 0
 
@@ -184,27 +210,31 @@ def test_each_point_is_taken_against_the_anchors_either_side(tmp_path):
     path = tmp_path / "m.csv"
     grid = cpu_grid(quick=True)[:8]
     run_sweep([SHAPES[0]], grid, path, lambda s: Slowing(s), repeats=3, warmup=0)
-    rows = [m for m in read(path) if m.status == "ok"]
-    anchor_t = float(pass_time(SHAPES[0], Deployment.on(truth()), *ANCHOR_POINT.key))
-    for m in rows:
+    rows = [m for m in read(path) if m.status == "ok"]  # in the order they were timed
+    kinds = [anchor_for(PassShape(m.batch, m.query_len, m.context_len)) for m in rows]
+    assert ANCHOR_POINT in kinds and len(set(kinds)) == 2
+    for m, kind in zip(rows, kinds):
         truth_t = float(pass_time(SHAPES[0], Deployment.on(truth()), m.batch, m.query_len, m.context_len, m.logits))
+        anchor_t = float(pass_time(SHAPES[0], Deployment.on(truth()), *kind.key))
         assert m.relative == pytest.approx(truth_t / anchor_t, rel=1e-6)
-    assert sum(m.repeats for m in rows) * 2 + 1 == Slowing.calls  # one anchor per pass, plus the first
+    # one anchor per pass, plus one to open each point whose anchor is not the one the point before closed with
+    openings = 1 + sum(a != b for a, b in zip(kinds, kinds[1:]))
+    assert sum(m.repeats for m in rows) * 2 + openings == Slowing.calls
 
 
 def test_noisy_points_get_more_pairs_quiet_ones_do_not(tmp_path):
-    class NoisyAtBatch4(SyntheticRunner):  # 2% noise everywhere, 40% at batch 4
+    class NoisyAtBatch8(SyntheticRunner):  # 2% noise everywhere, 40% at batch 8 (no anchor is)
         def time_pass(self, point, repeats, warmup):
             times = super().time_pass(point, repeats, warmup)
-            if point.batch == 4:
+            if point.batch == 8:
                 times = [t * float(np.exp(self.rng.normal(0, 0.4))) for t in times]
             return times
 
     path = tmp_path / "m.csv"
-    run_sweep([SHAPES[0]], cpu_grid(quick=True), path, lambda s: NoisyAtBatch4(s), repeats=4)
+    run_sweep([SHAPES[0]], cpu_grid(quick=True), path, lambda s: NoisyAtBatch8(s), repeats=4)
     rows = [m for m in read(path) if m.status == "ok"]
-    noisy = [m.repeats for m in rows if m.batch == 4]
-    quiet = [m.repeats for m in rows if m.batch != 4]
+    noisy = [m.repeats for m in rows if m.batch == 8]
+    quiet = [m.repeats for m in rows if m.batch != 8]
     assert noisy and set(quiet) == {4}
     assert min(noisy) > 4 and max(noisy) <= 8
 
@@ -239,6 +269,8 @@ def test_calibrate_pipeline_saves_a_profile_predict_finds(isolated_home):
     assert saved["schema"] == "lattts.profile/1" and saved["kind"] == "calibrated"
     prov = saved["provenance"]
     assert prov["measurements"]["sha256"] and prov["shapes"][0]["name"] == "cpu-small"
+    assert prov["anchor"]["point"] == [1, 1, 64] and prov["anchor"]["rows_point"] == [4, 1, 64]
+    assert prov["anchor"]["rows_reference_s"] > prov["anchor"]["reference_s"] > 0
     assert prov["errors"]["heldout"]["median"] < 0.05 and "cross_model" in prov["errors"]
     # predict picks the saved calibration of this CPU when no GPU is found (and the model fits)
     choice = choose_profile(detection=Detection(gpus=(), nvml_error="none", cpu=cpu), fits=lambda p: True)
@@ -417,9 +449,9 @@ def test_sampling_time_follows_the_engine_schedule():
 
     prof = replace(truth(), sample_call_s=1e-3, sample_s_per_logit=1e-9)
     # plain decoding, B=4, L=10: 10 calls (first token + 9 steps) of 4 rows
-    assert float(sampling_time(prof, 1000, 4, 0, 9)) == pytest.approx(10 * 1e-3 + 40 * 1000 * 1e-9)
+    assert float(sampling_time(Deployment.on(prof), 1000, 4, 0, 9)) == pytest.approx(10 * 1e-3 + 40 * 1000 * 1e-9)
     # speculative, gamma 3, 5 rounds: 1 + 5 * 5 calls; 4 * (1 + 5 * 8) rows
-    assert float(sampling_time(prof, 1000, 4, 3, 5)) == pytest.approx(26 * 1e-3 + 4 * 41 * 1000 * 1e-9)
+    assert float(sampling_time(Deployment.on(prof), 1000, 4, 3, 5)) == pytest.approx(26 * 1e-3 + 4 * 41 * 1000 * 1e-9)
     spec = SHAPES[0]
     with_sampling = generation_latency(Workload(spec, 16), Deployment.on(prof), 4, 0, 10)
     without = generation_latency(Workload(spec, 16), Deployment.on(replace(prof, sample_call_s=0.0, sample_s_per_logit=0.0)),

@@ -139,6 +139,47 @@ def test_session_reports_a_known_misprediction():
     assert s["coverage_p90"] == {"within": 0, "runs": 3, "fraction": 0.0}  # 25% late: past the 90th percentile
 
 
+class EngineAtSpeed(SlowerEngine):
+    """A fake backend whose runs take what lattts predicts on a device at ``speed`` (every pass at the
+    factor of its kind), with anchor passes (``time_pass``) at that speed too."""
+
+    def __init__(self, work, deploy, speed):
+        from dataclasses import replace
+
+        super().__init__(work, replace(deploy, speed=speed), 1.0)
+
+    def time_pass(self, point, repeats, warmup):
+        from lattts.simulator.roofline import pass_time
+
+        return [float(pass_time(self.work.target, self.deploy, *point.key))] * repeats
+
+
+def test_runs_are_predicted_at_the_speed_of_each_kind_of_pass():
+    """One-row passes 30% slower than calibrated, many-row passes as calibrated: with both anchors every
+    run is predicted exactly (B=1 decoding slowed, B=4 did not, B=1 speculative in between); with only the
+    one-row anchor (a profile calibrated before there were two) the B=4 runs come out 30% high."""
+    from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT
+    from lattts.simulator.deployment import DeviceSpeed
+    from lattts.simulator.roofline import pass_time
+    from lattts.validate.session import Anchor, run_grid
+
+    work, deploy = small_problem()
+    engine = EngineAtSpeed(work, deploy, DeviceSpeed(one_row=1.3, rows=1.0))
+    ref = {p: float(pass_time(work.target, deploy, *p.key)) for p in (ANCHOR_POINT, ROWS_ANCHOR_POINT)}
+    grid = [Config(1, 0, 32), Config(4, 0, 32), Config(1, 2, 32)]
+    both = Anchor(engine, (ANCHOR_POINT, ref[ANCHOR_POINT]), (ROWS_ANCHOR_POINT, ref[ROWS_ANCHOR_POINT]))
+    session = run_grid(grid, engine, list(range(16)), work, deploy, both)
+    assert [c.error for c in session.comparisons] == pytest.approx([0.0] * 3, abs=1e-9)
+    by = {c.config: c for c in session.comparisons}
+    assert by[Config(1, 0, 32)].drift_factor > 1.25 and by[Config(4, 0, 32)].drift_factor < 1.01
+    assert 1.01 < by[Config(1, 2, 32)].drift_factor < 1.29  # draft passes of one row, verify passes of three
+    s = session.summary()
+    assert s["drift"]["min"] == pytest.approx(1.3) and s["drift_rows"]["max"] == pytest.approx(1.0)
+    one_only = run_grid(grid, engine, list(range(16)), work, deploy, Anchor(engine, (ANCHOR_POINT, ref[ANCHOR_POINT])))
+    errors = {c.config: c.error for c in one_only.comparisons}
+    assert errors[Config(1, 0, 32)] == pytest.approx(0.0, abs=0.02) and errors[Config(4, 0, 32)] > 0.25
+
+
 def test_coverage_counts_runs_within_their_predicted_p90():
     from lattts.validate.session import Anchor, run_grid
 
@@ -158,7 +199,9 @@ def _grid_points(problem):
 def timed(points, slower=lambda c: 1.0):
     """A ``measure`` for the decision check: each configuration takes its predicted mean times
     ``slower(config)``, on a device that did not drift."""
-    return lambda configs: [(points[c].latency_s * slower(c), 1.0) for c in configs]
+    from lattts.simulator.deployment import AS_PROFILED
+
+    return lambda configs: [(points[c].latency_s * slower(c), AS_PROFILED) for c in configs]
 
 
 def test_decision_check_finds_a_faster_neighbour_when_the_choice_runs_late():

@@ -45,6 +45,19 @@ class PassShape:
         return (self.batch, self.query, self.context) + ((self.logits,) if own else ())
 
 
+# Anchors: passes re-timed beside every timed pass (calibration) and every run (validation), so the
+# machine's speed can be divided out. One of one token row (a vector kernel) and one of several rows (a
+# blocked matmul): a point or a pass is taken against the anchor of its own kind (``anchor_for``), since
+# another tenant of the host can slow one kind and not the other (``simulator.deployment.DeviceSpeed``).
+ANCHOR_POINT = PassShape(1, 1, 64)
+ROWS_ANCHOR_POINT = PassShape(4, 1, 64)
+
+
+def anchor_for(point: PassShape) -> PassShape:
+    """The anchor ``point`` is taken against: the one-row anchor for a pass of one token row, else the other."""
+    return ANCHOR_POINT if point.rows == 1 else ROWS_ANCHOR_POINT
+
+
 def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[PassShape]:
     """Points for a CPU: decode over B (dense through the knee) and s, verify shapes (q = 2..9), prefill."""
     if quick:

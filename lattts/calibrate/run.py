@@ -20,10 +20,10 @@ from lattts import __version__
 from lattts.calibrate.fit import (PARAMETERS, SERVER_PARAMETERS, ShapeData, cross_model_errors, fit_profile,
                                   fit_rows_factor, heldout_errors, heldout_errors_by_rows_factor, relative_errors,
                                   summary)
-from lattts.calibrate.grid import PassShape, cpu_grid, gpu_grid
+from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT, PassShape, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
-from lattts.calibrate.sweep import ANCHOR_POINT, PassRunner, run_sweep
+from lattts.calibrate.sweep import PassRunner, run_sweep
 from lattts.engine.fetch import sha256
 from lattts.errors import UserError
 from lattts.hardware.store import profile_path
@@ -132,7 +132,9 @@ def fingerprint_gpu(index: int, nvml: Any = None, cuda_available: Callable[[], b
 def run_key(target: Target, engine: str, dtype: str, shapes: list[ModelSpec], grid: list[PassShape], repeats: int,
             timer: str = "") -> str:
     blob = json.dumps({"device": target.key, "engine": engine, "dtype": dtype, "repeats": repeats,
-                       **({"timer": timer} if timer else {}),  # absent for the engine, so its old keys still resume
+                       **({"timer": timer} if timer else {}),
+                       # points are taken against these: rows timed against another anchor are not resumed
+                       "anchors": [ANCHOR_POINT.key, ROWS_ANCHOR_POINT.key],
                        "shapes": [s.to_hf_config() | {"name": s.name} for s in shapes],
                        "grid": [p.key for p in grid]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -195,13 +197,24 @@ def build_profile(fitted: DeviceProfile, request: CalibrationRequest, record: Fi
         "grid": [list(p.key) for p in record.grid] if record.grid is not None else "from the measurements file",
         "measurements": {"file": str(record.measurements), "sha256": sha256(record.measurements)},
         "errors": record.errors, "drift": record.drift, "machine": record.machine, "server": record.server,
-        "anchor": ({"shape": shapes[0].name, "config": shapes[0].to_hf_config(), "point": list(ANCHOR_POINT.key),
-                    "reference_s": record.drift["anchor_reference_s"]} if record.drift.get("paired") else None),
+        "anchor": _anchor_provenance(shapes[0], record.drift),
         "units": {name: unit for name, *_, unit in SERVER_PARAMETERS},
     }
     return replace(fitted, name=target.name, kind="calibrated", device_key=target.key, dtype=request.dtype,
                    memory_bytes=target.memory_bytes or fitted.memory_bytes,
                    source=f"{record.source_note} on {now[:10]}", provenance=provenance)
+
+
+def _anchor_provenance(shape: ModelSpec, drift: dict) -> dict | None:
+    """What validation re-times to track the device's speed: the anchor passes of the first shape and their
+    references (``measurements.drift_corrected``); None for an unpaired sweep."""
+    if not drift.get("paired"):
+        return None
+    out = {"shape": shape.name, "config": shape.to_hf_config()}
+    for prefix, key in (("anchor", ""), ("rows_anchor", "rows_")):
+        if f"{prefix}_reference_s" in drift:
+            out |= {f"{key}point": drift[f"{prefix}_point"], f"{key}reference_s": drift[f"{prefix}_reference_s"]}
+    return out
 
 
 def placeholder_profile(target: Target, dtype: str) -> DeviceProfile:

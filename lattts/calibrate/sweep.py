@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lattts.calibrate.grid import PassShape
+from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT, PassShape, anchor_for
 from lattts.calibrate.measurements import Measurement, append, read
 from lattts.models.spec import ModelSpec
 
@@ -108,11 +108,10 @@ def _dominated(point: PassShape, limits: Iterable[PassShape]) -> bool:
     return any(point.batch >= o.batch and point.query >= o.query and point.context >= o.context for o in limits)
 
 
-# A decode step of the first shape, timed between every two passes of every point. Through
-# llama.cpp's server on a 2-core AMD EPYC VM (benchmarks/bench_anchor_pairing.py: 49 cycles of
-# B=1, 4, 8 runs in 7 minutes) the runs' spans varied by cv 6.5-7.6%; divided by the anchor just
-# before them by 5.8-7.3%, by the mean of the anchors before and after by 4.5-6.4%.
-ANCHOR_POINT = PassShape(1, 1, 64)
+# The anchors (``grid.anchor_for``) are decode steps of the first shape, timed between every two passes of
+# every point. Through llama.cpp's server on a 2-core AMD EPYC VM (benchmarks/bench_anchor_pairing.py:
+# 49 cycles of B=1, 4, 8 runs in 7 minutes) the runs' spans varied by cv 6.5-7.6%; divided by the
+# one-row anchor just before them by 5.8-7.3%, by the mean of the anchors before and after by 4.5-6.4%.
 QUIET_SPREAD = 0.15  # interquartile range / median of a point's (anchor-relative) times that needs no more pairs
 MAX_ROUNDS = 2  # at most this many rounds of ``repeats`` pairs per point (calibration time at most doubles)
 
@@ -123,11 +122,12 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
     """Time every (shape, point) not yet in ``path``, appending as it goes; returns all rows.
 
     Points run smallest first, so an out-of-memory point marks a limit for the larger ones. With
-    ``paired``, each timed pass sits between two passes of a fixed anchor (the first shape at
-    ``ANCHOR_POINT``, on its own model and cache) and is taken relative to their mean, so drift can
-    be divided out (``measurements.drift_corrected``); a point's last anchor opens the next point's
-    pairs. (The mean of the anchors either side follows a speed that changes within seconds better
-    than the one before: see ``ANCHOR_POINT``.) ``on_point(shape, point, seconds_spent)`` reports progress.
+    ``paired``, each timed pass sits between two passes of a fixed anchor of its own kind (the first
+    shape at ``anchor_for(point)``, on its own model and cache) and is taken relative to their mean,
+    so drift can be divided out (``measurements.drift_corrected``); a point's last anchor opens the
+    next point's pairs where that point has the same anchor. (The mean of the anchors either side
+    follows a speed that changes within seconds better than the one before: see above.)
+    ``on_point(shape, point, seconds_spent)`` reports progress.
     """
     existing = read(path) if path.exists() else []
     done = {m.key for m in existing}
@@ -135,8 +135,8 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
     measured = skipped = 0
     anchor = None
 
-    def time_anchor() -> float:
-        return anchor.time_pass(ANCHOR_POINT, 1, 0)[0]
+    def time_anchor(point: PassShape) -> float:
+        return anchor.time_pass(point, 1, 0)[0]
 
     for spec in shapes:
         limits = [PassShape(b, q, s) for (name, b, q, s) in ooms if name == spec.name]
@@ -146,8 +146,9 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
             continue
         if paired and anchor is None:
             anchor = make_runner(shapes[0])
-            anchor.time_pass(ANCHOR_POINT, 0, warmup)
-        runner, closing = make_runner(spec), None
+            for kind in (ANCHOR_POINT, ROWS_ANCHOR_POINT):
+                anchor.time_pass(kind, 0, warmup)
+        runner, closing = make_runner(spec), None  # closing: (anchor, its last time) of the point before
         for point in todo:
             start = time.perf_counter()
             if _dominated(point, limits):
@@ -155,15 +156,16 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
                 if on_point:
                     on_point(spec, point, 0.0)
                 continue
+            own = anchor_for(point)
             try:
                 runner.time_pass(point, 0, warmup)
                 times = []
-                refs = [] if anchor is None else [closing if closing is not None else time_anchor()]
+                refs = [] if anchor is None else [closing[1] if closing and closing[0] == own else time_anchor(own)]
                 for _ in range(MAX_ROUNDS):  # a noisy point gets more pairs, a quiet one only ``repeats``
                     for _ in range(repeats):
                         times.append(runner.time_pass(point, 1, 0)[0])
                         if anchor is not None:
-                            refs.append(time_anchor())
+                            refs.append(time_anchor(own))
                     ratios = [t / ((a + b) / 2) for t, a, b in zip(times, refs, refs[1:])]
                     _, spread = median_and_spread(ratios or times)
                     if spread <= QUIET_SPREAD:
@@ -174,7 +176,7 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
                                          spread, len(times), "ok", time.time(),
                                          statistics.median(refs) if refs else None, rel))
                 measured += 1
-                closing = refs[-1] if refs else None
+                closing = (own, refs[-1]) if refs else None
             except OutOfMemory:
                 closing = None
                 append(path, Measurement(spec.name, point.batch, point.query, point.context, point.logit_positions,

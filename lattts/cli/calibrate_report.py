@@ -75,8 +75,9 @@ def report(result, json_out: bool, html: Path | None) -> None:
                       f"with it, {rows['heldout_mean_without']:.1%} without)")
     drift = p.provenance.get("drift") or {}
     if drift.get("paired"):
-        console.print(f"  device drift during the sweep: anchor pass {drift['anchor_min_s'] * 1e3:.1f}-"
-                      f"{drift['anchor_max_s'] * 1e3:.1f} ms (divided out by pairing)")
+        each = ", ".join(f"{kind} anchor {drift[f'{key}_min_s'] * 1e3:.1f}-{drift[f'{key}_max_s'] * 1e3:.1f} ms"
+                         for kind, key in (("one-row", "anchor"), ("many-row", "rows_anchor")) if f"{key}_min_s" in drift)
+        console.print(f"  device drift during the sweep: {each} (divided out by pairing)")
     if html:
         console.print(f"  figures written to {html}")
 

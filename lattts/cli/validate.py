@@ -108,11 +108,11 @@ def _print(out: dict) -> None:
     if cov and cov["runs"]:
         console.print(f"  coverage: {cov['within']} of {cov['runs']} runs ({cov['fraction']:.0%}) finished within their "
                       f"predicted 90th percentile (a calibrated distribution puts about 90% there)")
-    d = s.get("drift")
-    if d:
+    if s.get("drift"):
         note = " [bold yellow](larger than the median error: read the errors with that in mind)[/]" if s["drift_exceeds_error"] else ""
-        console.print(f"  device drift (anchor pass vs calibration): {d['start']:.2f}x at start, {d['end']:.2f}x at end, "
-                      f"range {d['min']:.2f}-{d['max']:.2f}x{note}")
+        each = "; ".join(f"{kind} {d['start']:.2f}x at start, {d['end']:.2f}x at end, range {d['min']:.2f}-{d['max']:.2f}x"
+                         for kind, d in (("one-row pass", s["drift"]), ("many-row pass", s["drift_rows"])))
+        console.print(f"  device drift (anchor passes vs calibration): {each}{note}")
     tr = out.get("transformers")
     if tr:
         ts = tr["summary"]

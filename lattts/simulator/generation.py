@@ -25,7 +25,6 @@ import numpy as np
 from lattts.models.spec import ModelSpec
 from lattts.simulator.deployment import Deployment
 from lattts.simulator.lengths import LengthDistribution
-from lattts.simulator.profile import DeviceProfile
 from lattts.simulator.roofline import combine, group_times, pass_time, pass_work
 from lattts.simulator.speculative import AcceptanceModel, expected_max_rounds
 
@@ -165,7 +164,7 @@ def prefill_time(spec: ModelSpec, deploy: Deployment, branches, prompt_tokens: i
     prefill = pass_time(spec, deploy, 1, prompt_tokens, 0, 1)
     nb = spec.kv_bytes_per_token(deploy.dtype) / deploy.devices
     fork = 2.0 * (np.asarray(branches, float) - 1.0) * prompt_tokens * nb / deploy.profile.kv_bw_bytes_per_s  # read + write
-    return prefill + fork
+    return prefill + fork * deploy.speed.rows  # a bulk copy: many rows
 
 
 def _prefill(work: Workload, deploy: Deployment, branches, speculative: bool):
@@ -176,8 +175,9 @@ def _prefill(work: Workload, deploy: Deployment, branches, speculative: bool):
             return prefill_time(spec, deploy, branches, P)
         return pass_time(spec, deploy, branches, P, 0, 1)  # (B, P) in one pass
 
-    # a served request also pays its own fixed cost once (0 for lattts' engine)
-    return one(work.target) + (one(work.draft) if speculative else 0.0) + deploy.profile.request_overhead_s
+    # a served request also pays its own fixed cost once (0 for lattts' engine), serial work like a one-row pass
+    request = deploy.profile.request_overhead_s * deploy.speed.one_row
+    return one(work.target) + (one(work.draft) if speculative else 0.0) + request
 
 
 def _plain(work: Workload, deploy: Deployment, b, n):
@@ -249,8 +249,8 @@ def latency_at_rounds(work: Workload, deploy: Deployment, branches, gamma: int, 
         tgt, drf = speculative_passes(work, deploy, b, gamma, rounds, own_rounds)
     else:
         tgt, drf = sum_passes(work.target, deploy, PassSeries(b, 1, work.prompt_tokens, 1.0, rounds, 1)), 0.0
-    return _prefill(work, deploy, b, gamma > 0) + tgt + drf + sampling_time(deploy.profile, work.target.vocab_size,
-                                                                             b, gamma, rounds)
+    return _prefill(work, deploy, b, gamma > 0) + tgt + drf + sampling_time(deploy, work.target.vocab_size, b, gamma,
+                                                                             rounds)
 
 
 def generation_latency(work: Workload, deploy: Deployment, branches, draft_len, max_tokens) -> LatencyBreakdown:
@@ -266,7 +266,7 @@ def generation_latency(work: Workload, deploy: Deployment, branches, draft_len, 
         tgt, drf, r, mu = _speculative(work, deploy, b, n, gamma) if gamma else _plain(work, deploy, b, n)
         parts["prefill"][sel] = _prefill(work, deploy, b, gamma > 0)
         parts["target"][sel], parts["draft"][sel], parts["rounds"][sel], per_round[sel] = tgt, drf, r, mu
-        parts["sampling"][sel] = sampling_time(deploy.profile, work.target.vocab_size, b, gamma, r)
+        parts["sampling"][sel] = sampling_time(deploy, work.target.vocab_size, b, gamma, r)
     total = parts["prefill"] + parts["target"] + parts["draft"] + parts["sampling"]
     return LatencyBreakdown(total_s=total, prefill_s=parts["prefill"], target_s=parts["target"],
                             draft_s=parts["draft"], sampling_s=parts["sampling"], rounds=parts["rounds"],
@@ -283,10 +283,12 @@ def sampling_counts(branches, gamma: int, rounds):
     return calls, rows
 
 
-def sampling_time(profile: DeviceProfile, vocab: int, branches, gamma: int, rounds):
-    """Seconds of the engine's sampling outside forward passes (``sampling_counts``), per the profile."""
+def sampling_time(deploy: Deployment, vocab: int, branches, gamma: int, rounds):
+    """Seconds of the engine's sampling outside forward passes (``sampling_counts``), per the profile, at
+    the device's speed (serial work: the one-row kind's)."""
     calls, rows = sampling_counts(branches, gamma, rounds)
-    return calls * profile.sample_call_s + rows * vocab * profile.sample_s_per_logit
+    profile = deploy.profile
+    return (calls * profile.sample_call_s + rows * vocab * profile.sample_s_per_logit) * deploy.speed.one_row
 
 
 def memory_required_bytes(work: Workload, dtype: str, branches, draft_len, max_tokens):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lattts.models.spec import ModelSpec
-from lattts.simulator.deployment import Deployment
+from lattts.simulator.deployment import AS_PROFILED, Deployment
 from lattts.simulator.profile import DeviceProfile
 
 GROUPS = ("linear", "attention", "lm_head", "elementwise", "overhead", "comm")
@@ -191,7 +191,7 @@ def group_times(work: PassWork, spec: ModelSpec, deploy: Deployment) -> dict[str
     zero = np.zeros_like(work.rows)
     overhead = zero + profile.pass_overhead_s + L * profile.layer_overhead_s + work.sequences * profile.seq_overhead_s
     comm = allreduce_time(profile, devices, 2 * L, work.comm_bytes) + zero if devices > 1 else zero
-    return {
+    groups = {
         "linear": linear,
         "attention": (combine(att_mem, att_cmp, p), att_mem, att_cmp),
         "lm_head": head,
@@ -199,6 +199,12 @@ def group_times(work: PassWork, spec: ModelSpec, deploy: Deployment) -> dict[str
         "overhead": (overhead, zero, zero),
         "comm": (comm, comm, zero),
     }
+    if deploy.speed == AS_PROFILED:
+        return groups
+    # the device's speed now, by the pass's kind (one row or more); every part alike, so combine() of the
+    # scaled parts is the scaled whole (the p-norm is homogeneous)
+    factor = deploy.speed.at(work.rows)
+    return {name: tuple(x * factor for x in parts) for name, parts in groups.items()}
 
 
 def pass_time(spec: ModelSpec, deploy: Deployment, batch, query, context, logit_positions=None):

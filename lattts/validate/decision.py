@@ -5,14 +5,16 @@ latency, or with a confidence by its probability of finishing within the budget.
 the grid (B/2, 2B, gamma-1, gamma+1, the next longer L) are run live next to it; the measured best
 is the most accurate one whose measured latency meets the budget (the faster of equals). Accuracy
 comes from the curve (it does not depend on timing); latency is measured, beside the device's drift
-while each candidate ran (an anchor pass timed around it), so a miss can be told from a slow machine.
+while each candidate ran (the anchor passes timed around it), so a miss can be told from a slow machine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from lattts.simulator.deployment import Deployment, DeviceSpeed
+from lattts.simulator.generation import Workload, generation_latency
 from lattts.simulator.search import Config, Point, SearchProblem, chosen_by, run_prediction
 
 NEAR_BEST = 0.05  # a choice within 5% of the measured best's accuracy (and within the budget) is near best
@@ -83,6 +85,13 @@ class DecisionReport:
                 "candidates": [c.to_json() for c in self.candidates]}
 
 
+def drift_factor(work: Workload, deploy: Deployment, config: Config, speed: DeviceSpeed) -> float:
+    """The predicted latency of ``config`` at ``speed`` over its latency as profiled."""
+    at = [float(generation_latency(work, d, config.branches, config.draft_len, config.max_tokens).total_s[()])
+          for d in (replace(deploy, speed=speed), deploy)]
+    return at[0] / at[1]
+
+
 def measured_best(candidates: list[Candidate], budget_s: float) -> Candidate | None:
     ok = [c for c in candidates if c.measured_s <= budget_s]
     if not ok:
@@ -90,18 +99,20 @@ def measured_best(candidates: list[Candidate], budget_s: float) -> Candidate | N
     return max(ok, key=lambda c: (round(c.accuracy, 9), -c.measured_s))
 
 
-def check(problem: SearchProblem, budget_s: float, measure: Callable[[list[Config]], list[tuple[float, float]]],
+def check(problem: SearchProblem, budget_s: float, measure: Callable[[list[Config]], list[tuple[float, DeviceSpeed]]],
           confidence: float | None = None) -> DecisionReport:
-    """Run the chosen configuration and its neighbours with ``measure(configs) -> [(seconds, drift)]``
+    """Run the chosen configuration and its neighbours with ``measure(configs) -> [(seconds, device speed)]``
     (in the order given); their predicted latency and accuracy are the grid's, the very numbers
-    ``predict`` chose by (at ``confidence``, if given)."""
+    ``predict`` chose by (at ``confidence``, if given). A candidate's drift is what the device's speed
+    while it ran makes of its predicted latency."""
     grid, pred = run_prediction(problem, budget_s, confidence)  # its UserErrors say why nothing answers
     best = pred.best
     points = {(p.branches, p.draft_len, p.max_tokens): p for p in map(grid.point, range(len(grid)))}
     branches, draft_lens, lengths = (tuple(sorted({key[i] for key in points})) for i in range(3))
     configs = [best.config] + neighbours(best, branches, draft_lens, list(lengths))
     candidates = []
-    for config, (seconds, drift) in zip(configs, measure(configs), strict=True):
+    for config, (seconds, speed) in zip(configs, measure(configs), strict=True):
         point = points[(config.branches, config.draft_len, config.max_tokens)]
+        drift = drift_factor(problem.workload, problem.deployment, config, speed)
         candidates.append(Candidate(config, point.accuracy, point.latency_s, seconds, point.latency_p90_s, drift))
     return DecisionReport(budget_s, candidates[0], candidates, measured_best(candidates, budget_s), confidence)

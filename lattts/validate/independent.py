@@ -47,11 +47,11 @@ def run_transformers(configs: list[Config], hf, prompt: list[int], pad_id: int, 
     """Time ``hf.generate`` on the plain-decoding configurations, drift-corrected as the engine's runs are."""
     work = replace(work, prompt_tokens=len(prompt))
     plain = [c for c in configs if c.draft_len == 0]
-    anchors: list[float] = []
     runs = []
-    for config, measured, factor in drift_corrected_runs(plain, anchor, lambda c, _: time_generate(hf, prompt, c, pad_id, seed),
-                                                         seed, anchors):
-        predicted = predict_generate(work, deploy, config) * factor
+    for config, measured, speed in drift_corrected_runs(plain, anchor, lambda c, _: time_generate(hf, prompt, c, pad_id, seed),
+                                                        seed, []):
+        predicted = predict_generate(work, replace(deploy, speed=speed), config)
         runs.append({"branches": config.branches, "max_tokens": config.max_tokens, "predicted_s": predicted,
-                     "measured_s": measured, "error": predicted / measured - 1.0, "drift_factor": factor})
+                     "measured_s": measured, "error": predicted / measured - 1.0,
+                     "drift_factor": predicted / predict_generate(work, deploy, config)})
     return {"runs": runs, "summary": error_stats([r["error"] for r in runs])}

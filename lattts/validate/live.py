@@ -4,8 +4,9 @@ A run is the engine's ``generate`` with budget forcing (every branch exactly L t
 length is known; it records every forward pass. ``compare`` predicts the run three ways: with
 the a-priori acceptance (the end-to-end claim), with the acceptance measured in the run
 (isolates the latency model), and pass by pass on the run's actual shapes (isolates the cost of
-a forward pass from the count of passes). The drift factor, measured by timing the profile's
-anchor pass around the run, scales every prediction to the device's current speed.
+a forward pass from the count of passes). Every prediction is made at the device's speed while the
+run ran (``DeviceSpeed``, from the profile's anchor passes timed around it): each pass at the factor
+of its kind, one token row or more. ``drift_factor`` is what that speed makes of the whole run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lattts.backend import GenerationResult
-from lattts.simulator.deployment import Deployment
+from lattts.simulator.deployment import AS_PROFILED, Deployment, DeviceSpeed
 from lattts.simulator.distribution import LatencySpread, latency_nodes, latency_quantile
 from lattts.simulator.generation import Workload, generation_latency, prefill_time, sampling_time
 from lattts.simulator.roofline import pass_time
@@ -31,13 +32,14 @@ class Comparison:
     predicted_s: float  # a-priori acceptance, drift-corrected
     predicted_measured_acceptance_s: float  # acceptance of this run, drift-corrected
     predicted_raw_s: float  # a-priori acceptance, no drift correction
-    drift_factor: float
+    drift_factor: float  # predicted_s / predicted_raw_s: the device's speed, as this run's passes weigh it
     acceptance_rate: float | None
     rounds: int
     predicted_rounds: float
     terms: dict = field(default_factory=dict)  # term -> {measured_s, predicted_s}
     culprit: str | None = None
     predicted_p90_s: float = float("inf")  # 90th percentile of the predicted latency distribution, drift-corrected
+    speed: DeviceSpeed = AS_PROFILED  # the anchors' factors while it ran
 
     @property
     def error(self) -> float:
@@ -54,6 +56,7 @@ class Comparison:
             "predicted_with_measured_acceptance_s": self.predicted_measured_acceptance_s,
             "error_with_measured_acceptance": self.error_measured_acceptance,
             "predicted_without_drift_correction_s": self.predicted_raw_s, "drift_factor": self.drift_factor,
+            "speed": {"one_row": self.speed.one_row, "rows": self.speed.rows},
             "acceptance_rate": self.acceptance_rate, "rounds": self.rounds, "predicted_rounds": self.predicted_rounds,
             "terms": self.terms, "culprit": self.culprit, "predicted_p90_s": self.predicted_p90_s,
             "within_predicted_p90": self.measured_s <= self.predicted_p90_s,
@@ -111,44 +114,47 @@ TERM_NAMES = {
 
 
 def compare(config: Config, result: GenerationResult, work: Workload, deploy: Deployment,
-            drift_factor: float, spread: LatencySpread | None = None) -> Comparison:
-    """Predictions for one live run (``work`` carries the a-priori acceptance), and which term explains
-    most of the gap; with ``spread``, the 90th percentile of the predicted latency distribution too."""
+            speed: DeviceSpeed = AS_PROFILED, spread: LatencySpread | None = None) -> Comparison:
+    """Predictions for one live run (``work`` carries the a-priori acceptance) on ``deploy`` at ``speed``,
+    and which term explains most of the gap; with ``spread``, the 90th percentile of the predicted
+    latency distribution too."""
     B, G, L = config.branches, config.draft_len, config.max_tokens
     work = replace(work, prompt_tokens=result.prompt_tokens, natural_lengths=None)  # runs are budget-forced
     measured_acc = result.acceptance_model() if G else None
+    now = replace(deploy, speed=speed)  # the device as fast as its anchors were around the run
 
-    def total(acceptance):
-        return generation_latency(replace(work, acceptance=acceptance), deploy, B, G, L)
+    def total(acceptance, at: Deployment = now):
+        return generation_latency(replace(work, acceptance=acceptance), at, B, G, L)
 
     prior_lat = total(work.acceptance)
-    raw, predicted_rounds = float(prior_lat.total_s[()]), float(prior_lat.rounds[()])
-    with_measured = float(total(measured_acc).total_s[()]) if G and measured_acc else raw
-    if result.server:  # a server reports no passes: its own two parts, scaled like the total
-        terms = {k: {"measured_s": v["measured_s"], "predicted_s": v["predicted_s"] * drift_factor}
-                 for k, v in _server_terms(result, prior_lat).items()}
+    predicted, predicted_rounds = float(prior_lat.total_s[()]), float(prior_lat.rounds[()])
+    raw = float(total(work.acceptance, deploy).total_s[()])
+    with_measured = float(total(measured_acc).total_s[()]) if G and measured_acc else predicted
+    if result.server:  # a server reports no passes: its own two parts
+        terms = _server_terms(result, prior_lat)
     else:
-        terms = _engine_terms(result, work, deploy, config, drift_factor)
+        terms = _engine_terms(result, work, now, config)
     terms["rounds"] = {"measured": result.rounds, "predicted": predicted_rounds}
     p90 = float("inf")
     if spread is not None:
-        p90 = float(latency_quantile(latency_nodes(work, deploy, B, G, L), spread)[0]) * drift_factor
-    return Comparison(config=config, measured_s=result.latency_s, predicted_s=raw * drift_factor, predicted_p90_s=p90,
-                      predicted_measured_acceptance_s=with_measured * drift_factor, predicted_raw_s=raw,
-                      drift_factor=drift_factor, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
-                      predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s))
+        p90 = float(latency_quantile(latency_nodes(work, now, B, G, L), spread)[0])
+    return Comparison(config=config, measured_s=result.latency_s, predicted_s=predicted, predicted_p90_s=p90,
+                      predicted_measured_acceptance_s=with_measured, predicted_raw_s=raw,
+                      drift_factor=predicted / raw, acceptance_rate=result.acceptance_rate, rounds=result.rounds,
+                      predicted_rounds=predicted_rounds, terms=terms, culprit=culprit(terms, result.latency_s),
+                      speed=speed)
 
 
-def _engine_terms(result: GenerationResult, work: Workload, deploy: Deployment, config: Config,
-                  drift_factor: float) -> dict:
-    """Measured time of each phase of the engine's run against the same phase predicted on its own passes."""
+def _engine_terms(result: GenerationResult, work: Workload, deploy: Deployment, config: Config) -> dict:
+    """Measured time of each phase of the engine's run against the same phase predicted on its own passes
+    (on ``deploy``, at its speed)."""
     measured = _measured_terms(result)
-    per_pass = {k: v * drift_factor for k, v in _pass_prediction(result, work, deploy).items()}
+    per_pass = _pass_prediction(result, work, deploy)
     P = result.prompt_tokens
     fork = float(prefill_time(work.target, deploy, config.branches, P)) - float(pass_time(work.target, deploy, 1, P, 0, 1))
-    per_pass["prefill"] = per_pass.get("prefill", 0.0) + fork * drift_factor
-    per_pass["other"] = float(sampling_time(deploy.profile, work.target.vocab_size, config.branches, config.draft_len,
-                                            result.rounds)) * drift_factor
+    per_pass["prefill"] = per_pass.get("prefill", 0.0) + fork
+    per_pass["other"] = float(sampling_time(deploy, work.target.vocab_size, config.branches, config.draft_len,
+                                            result.rounds))
     terms = {k: {"measured_s": measured.get(k, 0.0), "predicted_s": per_pass.get(k, 0.0)}
              for k in sorted(set(measured) | set(per_pass))}
     growth = _kv_growth(result, work, deploy)

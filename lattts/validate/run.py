@@ -16,6 +16,7 @@ from pathlib import Path
 from lattts.errors import UserError
 from lattts.plan import Plan, PlanRequest, build_plan
 from lattts.simulator.accuracy import PAPER_CURVE_NAME
+from lattts.simulator.deployment import DeviceSpeed
 from lattts.simulator.generation import memory_required_bytes
 from lattts.simulator.search import Config, check_confidence, run_prediction
 from lattts.units import format_bytes
@@ -202,22 +203,23 @@ def _transformers(request: ValidateRequest, subject: Subject, on_note) -> dict:
     return {"profile": {"name": prof.name, "source": prof.source, "reason": why}, **out}
 
 
-def _decision(request: ValidateRequest, subject: Subject, plan: Plan, anchors: list[float]) -> dict:
+def _decision(request: ValidateRequest, subject: Subject, plan: Plan, anchors: list[DeviceSpeed]) -> dict:
     """Run what predict chooses at the budget (on the length-scaled paper curve) and its neighbours,
     shuffled and bracketed by anchor timings as the grid's runs are. The choice's spread takes the
     device's speed from the grid's ``anchors`` (minutes of it, where calibration saw about one)."""
     from lattts.plan import latency_spread
     from lattts.validate.decision import check
-    from lattts.validate.session import drift_corrected_runs, run_config
+    from lattts.validate.session import drift_corrected_runs, run_config, speed_factors
 
     run = partial(run_config, subject.engine, subject.prompt, seed=request.seed)
 
-    def measure(configs: list[Config]) -> list[tuple[float, float]]:
+    def measure(configs: list[Config]) -> list[tuple[float, DeviceSpeed]]:
         runs = drift_corrected_runs(configs, subject.anchor, run, request.seed, [])
-        done = {c: (result.latency_s, drift) for c, result, drift in runs}
+        done = {c: (result.latency_s, speed) for c, result, speed in runs}
         return [done[c] for c in configs]
 
-    problem = replace(plan.problem, spread=latency_spread(plan.problem.deployment.profile, speed_factors=anchors))
+    problem = replace(plan.problem, spread=latency_spread(plan.problem.deployment.profile,
+                                                          speed_factors=speed_factors(anchors)))
     try:
         report = check(problem, request.budget_s, measure, request.confidence)
     except UserError:  # the session's speed leaves nothing within the budget at this confidence

@@ -2,11 +2,12 @@
 track the device's speed, predict each run, and summarise the errors.
 
 Order matters on a machine whose speed drifts: configurations run in a shuffled order (so drift
-does not line up with configuration size), and the profile's anchor pass is re-timed before,
-after and during each run (every few steps, paused out of the run's time: on this kind of VM the
-speed switches by up to ~1.5x within seconds). The mean of those factors scales that run's
-prediction to the device's speed while it ran. The drift of the whole session is reported
-beside the errors, with and without this correction.
+does not line up with configuration size), and the profile's anchor passes (one of one token row,
+one of several) are re-timed before, after and during each run (every few steps, paused out of the
+run's time: on this kind of VM the speed switches by up to ~1.5x within seconds). The mean of those
+factors is the device's speed while it ran (``DeviceSpeed``), at which that run is predicted: each
+pass at the factor of its own kind. The drift of the whole session is reported beside the errors,
+with and without this correction.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from lattts.backend import GenerationRequest, GenerationResult, Generator
 from lattts.errors import UserError
 from lattts.models.spec import ModelSpec
-from lattts.simulator.deployment import Deployment
+from lattts.simulator.deployment import AS_PROFILED, Deployment, DeviceSpeed
 from lattts.simulator.generation import Workload
 from lattts.simulator.profile import DeviceProfile
 from lattts.simulator.search import Config
@@ -37,57 +38,77 @@ T = TypeVar("T")
 
 @dataclass
 class Anchor:
-    """Re-times the profile's anchor pass (the shape and point its calibration timed throughout).
+    """Re-times the profile's anchor passes (the shape and points its calibration timed throughout): the
+    one-row anchor and the many-row one, each against its calibration reference, as a ``DeviceSpeed``.
 
-    ``start`` builds it (and warms its runner up); a profile without an anchor gives factors of 1."""
+    ``start`` builds it (and warms its runner up); a profile without an anchor gives the speed as
+    profiled, one with only the one-row anchor (calibrated before there were two) that anchor's factor
+    for both kinds."""
 
-    reference_s: float | None = None
     runner: Any = None
-    point: Any = None
+    one_row: tuple | None = None  # (PassShape, reference seconds)
+    rows: tuple | None = None
 
     @classmethod
     def start(cls, profile: DeviceProfile, make_runner: Callable[[ModelSpec], Any]) -> "Anchor":
-        """The anchor of ``profile``, timed with ``make_runner(shape)`` (the engine its calibration timed)."""
+        """The anchors of ``profile``, timed with ``make_runner(shape)`` (the engine its calibration timed)."""
         info = (profile.provenance or {}).get("anchor")
         if not info:
             return cls()
         from lattts.calibrate.grid import PassShape
 
         runner = make_runner(ModelSpec.from_hf_config(info["config"], info["shape"]))
-        point = PassShape(*info["point"])
-        runner.time_pass(point, 0, 2)
-        return cls(info["reference_s"], runner, point)
+        one, rows = ((PassShape(*info[f"{k}point"]), info[f"{k}reference_s"]) if f"{k}point" in info else None
+                     for k in ("", "rows_"))
+        for point, _ in filter(None, (one, rows)):
+            runner.time_pass(point, 0, 2)
+        return cls(runner, one, rows)
 
-    def factor(self, repeats: int = 5) -> float:
-        """Current anchor time over its calibration reference (1.0 when the profile has no anchor)."""
+    def speed(self, repeats: int = 5) -> DeviceSpeed:
+        """Each anchor's time now (median of ``repeats``) over its calibration reference (as profiled
+        without an anchor; a kind without its own anchor takes the other's)."""
         if self.runner is None:
-            return 1.0
-        return statistics.median(self.runner.time_pass(self.point, repeats, 0)) / self.reference_s
+            return AS_PROFILED
+        one, rows = (self._factor(anchor, repeats) if anchor else None for anchor in (self.one_row, self.rows))
+        return DeviceSpeed(one or rows, rows or one)
 
-    def probe(self, samples: list[float]):
-        """A ``Probe`` for the engine that appends one anchor factor per call to ``samples`` (None without an anchor)."""
+    def _factor(self, anchor: tuple, repeats: int) -> float:
+        point, reference_s = anchor
+        return statistics.median(self.runner.time_pass(point, repeats, 0)) / reference_s
+
+    def probe(self, samples: list[DeviceSpeed]):
+        """A ``Probe`` for the engine that appends one ``speed`` per call to ``samples`` (None without an anchor)."""
         if self.runner is None:
             return None
         from lattts.engine.generate import Probe
 
-        return Probe(lambda: samples.append(self.factor(repeats=1)), PROBE_EVERY)
+        return Probe(lambda: samples.append(self.speed(repeats=1)), PROBE_EVERY)
+
+
+def mean_speed(speeds: list[DeviceSpeed]) -> DeviceSpeed:
+    return DeviceSpeed(float(np.mean([s.one_row for s in speeds])), float(np.mean([s.rows for s in speeds])))
+
+
+def speed_factors(speeds: list[DeviceSpeed]) -> list[float]:
+    """Every anchor factor of ``speeds`` (both kinds), e.g. for the spread of the device's speed."""
+    return [f for s in speeds for f in (s.one_row, s.rows)]
 
 
 def drift_corrected_runs(items: Iterable[T], anchor: Anchor, run: Callable[[T, Any], Any], seed: int,
-                         anchors: list[float]) -> Iterator[tuple[T, Any, float]]:
-    """Run every item in a shuffled order, re-timing the anchor before, during and after each; yields
-    (item, what ``run(item, probe)`` returned, the mean drift factor while it ran) as each finishes.
-    Every factor is appended to ``anchors`` in time order."""
+                         anchors: list[DeviceSpeed]) -> Iterator[tuple[T, Any, DeviceSpeed]]:
+    """Run every item in a shuffled order, re-timing the anchors before, during and after each; yields
+    (item, what ``run(item, probe)`` returned, the mean speed while it ran) as each finishes.
+    Every speed is appended to ``anchors`` in time order."""
     order = list(items)
     random.Random(seed).shuffle(order)
-    before = anchor.factor()
+    before = anchor.speed()
     anchors.append(before)
     for item in order:
-        during: list[float] = []
+        during: list[DeviceSpeed] = []
         result = run(item, anchor.probe(during))
-        after = anchor.factor()
+        after = anchor.speed()
         anchors.extend(during + [after])
-        yield item, result, float(np.mean([before, after] + during))
+        yield item, result, mean_speed([before, after] + during)
         before = after
 
 
@@ -103,7 +124,7 @@ def error_stats(errors: list[float]) -> dict:
 @dataclass
 class Session:
     comparisons: list[Comparison] = field(default_factory=list)
-    anchors: list[float] = field(default_factory=list)  # drift factors in time order
+    anchors: list[DeviceSpeed] = field(default_factory=list)  # the device's speed in time order
 
     def summary(self) -> dict:
         """Errors with the a-priori and the measured acceptance, without drift correction, and the drift."""
@@ -113,10 +134,11 @@ class Session:
         within = [c.measured_s <= c.predicted_p90_s for c in self.comparisons]
         out["coverage_p90"] = {"within": int(sum(within)), "runs": len(within),
                                "fraction": float(np.mean(within)) if within else None}
-        if self.anchors:
-            a = self.anchors
-            out["drift"] = {"start": a[0], "end": a[-1], "min": min(a), "max": max(a), "spread": max(a) / min(a) - 1.0}
-            out["drift_exceeds_error"] = bool(out["drift"]["spread"] > (out["median_abs_error"] or 0.0))
+        if self.anchors:  # the one-row anchor's factors as "drift", the many-row anchor's as "drift_rows"
+            for key, a in (("drift", [s.one_row for s in self.anchors]), ("drift_rows", [s.rows for s in self.anchors])):
+                out[key] = {"start": a[0], "end": a[-1], "min": min(a), "max": max(a), "spread": max(a) / min(a) - 1.0}
+            spread = max(out["drift"]["spread"], out["drift_rows"]["spread"])
+            out["drift_exceeds_error"] = bool(spread > (out["median_abs_error"] or 0.0))
         return out
 
 
@@ -240,8 +262,8 @@ def run_grid(grid: list[Config], engine: Generator, prompt: list[int], work: Wor
 
     session, spread = Session(), latency_spread(deploy.profile, device_drift=False)  # runs are drift-corrected
     run = partial(run_config, engine, prompt, seed=seed)
-    for config, result, factor in drift_corrected_runs(grid, anchor, run, seed, session.anchors):
-        comparison = compare(config, result, work_of(config), deploy, factor, spread)
+    for config, result, speed in drift_corrected_runs(grid, anchor, run, seed, session.anchors):
+        comparison = compare(config, result, work_of(config), deploy, speed, spread)
         session.comparisons.append(comparison)
         if on_run:
             on_run(comparison)
