@@ -1,8 +1,9 @@
 """How far a validation run's time follows the anchor that `lattts validate --server` re-times beside it.
 
-Validation scales each run's prediction by a drift factor: the anchor pass (``ANCHOR_POINT``, timed
-as calibration times it) re-timed before and after the run, median of five each, the mean of the
-two, over the calibration's reference. If a run's wall time moved in proportion, log(run time)
+Validation scales each run's prediction by the device's speed: its anchor passes (timed as
+calibration times them) re-timed before and after the run, median of five each, the mean of the
+two, over the calibration's reference. This benchmark measures the one-row anchor (``ANCHOR_POINT``)
+alone, as validation used it until it had a second, many-row anchor. If a run's wall time moved in proportion, log(run time)
 would rise one for one with log(factor). This benchmark measures the slope: for ``--minutes`` it runs
 the server quick grid (the runs `validate --server --quick` makes: B 1-8, gamma 0-4, L 32-256) over
 and over, each cycle in a new shuffled order, through ``drift_corrected_runs`` (the code validation

@@ -142,10 +142,11 @@ def latency_spread(profile: DeviceProfile, device_drift: bool = True,
 
     The held-out error is of drift-corrected points. With ``device_drift`` (a prediction for some later
     run, which nothing re-times), the device's own speed is added as an independent normal log term:
-    from ``speed_factors`` where given (the anchor re-timed later against the calibration's reference,
-    as a validation session does: their root mean square log, which holds both the spread and any
-    shift since calibration), else from the calibration's anchor (p90 |time / median - 1| / 1.645).
-    A validation run scaled by the anchor re-timed beside it leaves the speed out."""
+    from ``speed_factors`` where given (the anchors re-timed later against the calibration's references,
+    as a validation session does, both kinds pooled: their root mean square log, which holds both the
+    spread and any shift since calibration), else from the calibration's anchors (p90 |time / median - 1|
+    / 1.645, pooled). A validation run predicted at the speed its anchors showed beside it leaves the
+    speed out."""
     errors = (profile.provenance or {}).get("errors") or {}
     for key in ("heldout", "in_sample"):
         median = (errors.get(key) or {}).get("median")

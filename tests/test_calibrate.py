@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import FakeNvml, nvml_error
 from lattts.calibrate import run
 from lattts.calibrate.fit import ShapeData, fit_profile, profile_from_vector, relative_errors
-from lattts.calibrate.grid import ANCHOR_POINT, PassShape, anchor_for, cpu_grid
+from lattts.calibrate.grid import ANCHOR_POINT, ANCHORS, Anchors, PassShape, cpu_grid
 from lattts.calibrate.machine import fit_limits
 from lattts.calibrate.measurements import Measurement, read
 from lattts.calibrate.sweep import OutOfMemory, run_sweep
@@ -191,6 +191,22 @@ def test_one_row_and_many_row_passes_are_each_taken_against_their_own_anchor(tmp
     assert drift["anchor_point"] == [1, 1, 64] and drift["rows_anchor_point"] == [4, 1, 64]
 
 
+def test_a_device_of_few_sequences_pairs_with_the_anchors_it_can_run(tmp_path):
+    """A server of two slots takes its many-row points against a decode step of two rows; one of one
+    slot has no many-row anchor, so every point is taken against the one-row anchor."""
+    from lattts.calibrate.measurements import drift_corrected
+
+    assert Anchors.within(8) == ANCHORS and Anchors.within(2).rows == PassShape(2, 1, 64)
+    one_slot = Anchors.within(1)
+    assert one_slot.rows is None and one_slot.points == (ANCHOR_POINT,)
+    grid = [p for p in cpu_grid(quick=True) if p.batch == 1][:6]
+    assert any(p.rows > 1 for p in grid) and all(one_slot.of(p) == ANCHOR_POINT for p in grid)
+    path = tmp_path / "m.csv"
+    run_sweep([SHAPES[0]], grid, path, lambda s: SyntheticRunner(s), repeats=2, anchors=one_slot)
+    fixed, drift = drift_corrected(read(path), one_slot)
+    assert len(fixed) == len(grid) and drift["anchor_point"] == [1, 1, 64] and "rows_anchor_point" not in drift
+
+
 def test_each_point_is_taken_against_the_anchors_either_side(tmp_path):
     """A machine that slows by 4% with every pass: the mean of the anchor passes before and after a
     point is its speed exactly, the anchor before alone lags a pass behind (4% off). Each point is
@@ -211,7 +227,7 @@ def test_each_point_is_taken_against_the_anchors_either_side(tmp_path):
     grid = cpu_grid(quick=True)[:8]
     run_sweep([SHAPES[0]], grid, path, lambda s: Slowing(s), repeats=3, warmup=0)
     rows = [m for m in read(path) if m.status == "ok"]  # in the order they were timed
-    kinds = [anchor_for(PassShape(m.batch, m.query_len, m.context_len)) for m in rows]
+    kinds = [ANCHORS.of(PassShape(m.batch, m.query_len, m.context_len)) for m in rows]
     assert ANCHOR_POINT in kinds and len(set(kinds)) == 2
     for m, kind in zip(rows, kinds):
         truth_t = float(pass_time(SHAPES[0], Deployment.on(truth()), m.batch, m.query_len, m.context_len, m.logits))

@@ -158,16 +158,17 @@ def test_runs_are_predicted_at_the_speed_of_each_kind_of_pass():
     """One-row passes 30% slower than calibrated, many-row passes as calibrated: with both anchors every
     run is predicted exactly (B=1 decoding slowed, B=4 did not, B=1 speculative in between); with only the
     one-row anchor (a profile calibrated before there were two) the B=4 runs come out 30% high."""
-    from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT
+    from lattts.calibrate.grid import ANCHORS
     from lattts.simulator.deployment import DeviceSpeed
     from lattts.simulator.roofline import pass_time
     from lattts.validate.session import Anchor, run_grid
 
     work, deploy = small_problem()
     engine = EngineAtSpeed(work, deploy, DeviceSpeed(one_row=1.3, rows=1.0))
-    ref = {p: float(pass_time(work.target, deploy, *p.key)) for p in (ANCHOR_POINT, ROWS_ANCHOR_POINT)}
+    ref = {p: float(pass_time(work.target, deploy, *p.key)) for p in ANCHORS.points}
     grid = [Config(1, 0, 32), Config(4, 0, 32), Config(1, 2, 32)]
-    both = Anchor(engine, (ANCHOR_POINT, ref[ANCHOR_POINT]), (ROWS_ANCHOR_POINT, ref[ROWS_ANCHOR_POINT]))
+    one_row = (ANCHORS.one_row, ref[ANCHORS.one_row])
+    both = Anchor(engine, one_row, (ANCHORS.rows, ref[ANCHORS.rows]))
     session = run_grid(grid, engine, list(range(16)), work, deploy, both)
     assert [c.error for c in session.comparisons] == pytest.approx([0.0] * 3, abs=1e-9)
     by = {c.config: c for c in session.comparisons}
@@ -175,9 +176,10 @@ def test_runs_are_predicted_at_the_speed_of_each_kind_of_pass():
     assert 1.01 < by[Config(1, 2, 32)].drift_factor < 1.29  # draft passes of one row, verify passes of three
     s = session.summary()
     assert s["drift"]["min"] == pytest.approx(1.3) and s["drift_rows"]["max"] == pytest.approx(1.0)
-    one_only = run_grid(grid, engine, list(range(16)), work, deploy, Anchor(engine, (ANCHOR_POINT, ref[ANCHOR_POINT])))
+    one_only = run_grid(grid, engine, list(range(16)), work, deploy, Anchor(engine, one_row))
     errors = {c.config: c.error for c in one_only.comparisons}
     assert errors[Config(1, 0, 32)] == pytest.approx(0.0, abs=0.02) and errors[Config(4, 0, 32)] > 0.25
+    assert "drift_rows" not in one_only.summary()  # no many-row anchor was timed
 
 
 def test_coverage_counts_runs_within_their_predicted_p90():

@@ -45,17 +45,35 @@ class PassShape:
         return (self.batch, self.query, self.context) + ((self.logits,) if own else ())
 
 
-# Anchors: passes re-timed beside every timed pass (calibration) and every run (validation), so the
-# machine's speed can be divided out. One of one token row (a vector kernel) and one of several rows (a
-# blocked matmul): a point or a pass is taken against the anchor of its own kind (``anchor_for``), since
-# another tenant of the host can slow one kind and not the other (``simulator.deployment.DeviceSpeed``).
-ANCHOR_POINT = PassShape(1, 1, 64)
-ROWS_ANCHOR_POINT = PassShape(4, 1, 64)
+@dataclass(frozen=True)
+class Anchors:
+    """The passes re-timed beside every timed pass (calibration) and every run (validation), so the
+    machine's speed can be divided out: a decode step of one token row (a vector kernel) and one of
+    several rows (a blocked matmul). A point or a pass is taken against the anchor of its kind
+    (``of``), since another tenant of the host can slow one kind and not the other
+    (``simulator.deployment.DeviceSpeed``). ``rows`` None: a device that cannot run one (a server of
+    one slot), whose passes are all taken against the one-row anchor."""
+
+    one_row: PassShape = PassShape(1, 1, 64)
+    rows: PassShape | None = PassShape(4, 1, 64)
+
+    def of(self, point: PassShape) -> PassShape:
+        """The anchor ``point`` is taken against."""
+        return self.rows if self.rows is not None and point.rows > 1 else self.one_row
+
+    @property
+    def points(self) -> tuple[PassShape, ...]:
+        return (self.one_row,) + ((self.rows,) if self.rows is not None else ())
+
+    @classmethod
+    def within(cls, batch: int) -> "Anchors":
+        """The anchors of a device that runs at most ``batch`` sequences at once (a server's slots)."""
+        rows = cls().rows
+        return cls(rows=PassShape(min(rows.batch, batch), rows.query, rows.context) if batch > 1 else None)
 
 
-def anchor_for(point: PassShape) -> PassShape:
-    """The anchor ``point`` is taken against: the one-row anchor for a pass of one token row, else the other."""
-    return ANCHOR_POINT if point.rows == 1 else ROWS_ANCHOR_POINT
+ANCHORS = Anchors()
+ANCHOR_POINT = ANCHORS.one_row
 
 
 def cpu_grid(quick: bool = False, max_cached_tokens: int = 32768) -> list[PassShape]:

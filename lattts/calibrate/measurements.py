@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lattts.calibrate.grid import engine_logits
+from lattts.calibrate.grid import Anchors, engine_logits
 from lattts.errors import UserError
 
 COLUMNS = ("shape", "batch", "query_len", "context_len", "logits", "latency_s", "spread", "repeats", "status", "time",
@@ -110,37 +110,39 @@ def read(path: Path, default_shape: str | None = None) -> list[Measurement]:
     return rows
 
 
-def drift_corrected(rows: list[Measurement]) -> tuple[list[Measurement], dict]:
+def drift_corrected(rows: list[Measurement], anchors: Anchors | None = None) -> tuple[list[Measurement], dict]:
     """The 'ok' rows with the device's drift divided out, and a summary of the drift.
 
-    Each point was timed between passes of a fixed anchor of its kind (``grid.anchor_for``: one token
-    row, or more); its time relative to the anchor, times that anchor's median over the whole sweep,
-    is its time at the sweep's typical speed. The speed of this kind of machine switches by up to ~1.5x
-    within seconds (another tenant's load), which pairing cancels and a median alone does not. Rows
-    without an anchor are left as they are. The summary gives each anchor's reference (its median) and
-    range, and the 90th percentile of |anchor / its reference - 1| over both.
+    Each point was timed between passes of a fixed anchor of its kind (``anchors.of``: one token row,
+    or more; default ``grid.ANCHORS``); its time relative to the anchor, times that anchor's median
+    over the whole sweep, is its time at the sweep's typical speed. The speed of this kind of machine
+    switches by up to ~1.5x within seconds (another tenant's load), which pairing cancels and a median
+    alone does not. Rows without an anchor are left as they are. The summary gives each anchor's
+    point, reference (its median) and range, and the 90th percentile of |anchor / its reference - 1|
+    over both.
     """
     from dataclasses import replace
 
     import numpy as np
 
-    from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT, PassShape, anchor_for
+    from lattts.calibrate.grid import ANCHORS, PassShape
 
+    anchors = anchors or ANCHORS
     ok = [m for m in rows if m.status == "ok"]
     paired = [m for m in ok if m.anchor_s]
     if len(paired) < 2:
         return ok, {"paired": False}
 
     def kind(m: Measurement) -> PassShape:
-        return anchor_for(PassShape(m.batch, m.query_len, m.context_len))
+        return anchors.of(PassShape(m.batch, m.query_len, m.context_len))
 
-    anchors = {a: np.array([m.anchor_s for m in paired if kind(m) == a]) for a in (ANCHOR_POINT, ROWS_ANCHOR_POINT)}
-    refs = {a: float(np.median(t)) for a, t in anchors.items() if len(t)}
-    fixed = [replace(m, latency_s=m.relative * refs[kind(m)]) if m.relative else m for m in ok]
+    times = {a: np.array([m.anchor_s for m in paired if kind(m) == a]) for a in anchors.points}
+    refs = {a: float(np.median(t)) for a, t in times.items() if len(t)}
+    fixed = [replace(m, latency_s=m.relative * refs[kind(m)]) if m.relative and kind(m) in refs else m for m in ok]
     out = {"paired": True}
-    for prefix, a in (("anchor", ANCHOR_POINT), ("rows_anchor", ROWS_ANCHOR_POINT)):
+    for prefix, a in (("anchor", anchors.one_row), ("rows_anchor", anchors.rows)):
         if a in refs:
             out |= {f"{prefix}_point": list(a.key), f"{prefix}_reference_s": refs[a],
-                    f"{prefix}_min_s": float(anchors[a].min()), f"{prefix}_max_s": float(anchors[a].max())}
-    off = np.concatenate([np.abs(t / refs[a] - 1.0) for a, t in anchors.items() if len(t)])
+                    f"{prefix}_min_s": float(times[a].min()), f"{prefix}_max_s": float(times[a].max())}
+    off = np.concatenate([np.abs(times[a] / refs[a] - 1.0) for a in refs])
     return fixed, out | {"drift_p90": float(np.quantile(off, 0.9))}

@@ -20,7 +20,7 @@ from lattts import __version__
 from lattts.calibrate.fit import (PARAMETERS, SERVER_PARAMETERS, ShapeData, cross_model_errors, fit_profile,
                                   fit_rows_factor, heldout_errors, heldout_errors_by_rows_factor, relative_errors,
                                   summary)
-from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT, PassShape, cpu_grid, gpu_grid
+from lattts.calibrate.grid import ANCHORS, Anchors, PassShape, cpu_grid, gpu_grid
 from lattts.calibrate.machine import fit_limits, measure_machine
 from lattts.calibrate.measurements import Measurement, drift_corrected, read
 from lattts.calibrate.sweep import PassRunner, run_sweep
@@ -84,6 +84,7 @@ class SweepPlan:
     rows_factor: bool = False  # also try the matmul correction by rows (kept where it predicts held-out points better)
     per_sequence: bool = False  # also fit a fixed cost per sequence per pass (a server's per-slot work)
     timer: str = ""  # how a point is timed where that has changed between versions: part of the resume key
+    anchors: Anchors = ANCHORS  # what each point is paired with (``grid.Anchors``; a server's fit its slots)
 
 
 @dataclass
@@ -130,11 +131,10 @@ def fingerprint_gpu(index: int, nvml: Any = None, cuda_available: Callable[[], b
 
 
 def run_key(target: Target, engine: str, dtype: str, shapes: list[ModelSpec], grid: list[PassShape], repeats: int,
-            timer: str = "") -> str:
-    blob = json.dumps({"device": target.key, "engine": engine, "dtype": dtype, "repeats": repeats,
-                       **({"timer": timer} if timer else {}),
-                       # points are taken against these: rows timed against another anchor are not resumed
-                       "anchors": [ANCHOR_POINT.key, ROWS_ANCHOR_POINT.key],
+            timer: str = "", anchors: Anchors = ANCHORS) -> str:
+    # the anchors too: points taken against other anchors are not resumed
+    blob = json.dumps({"device": target.key, "engine": engine, "dtype": dtype, "repeats": repeats, "timer": timer,
+                       "anchors": [p.key for p in anchors.points],
                        "shapes": [s.to_hf_config() | {"name": s.name} for s in shapes],
                        "grid": [p.key for p in grid]}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -241,7 +241,8 @@ def runner_factory(engine: str, device: str, dtype: str) -> Callable[[ModelSpec]
 def _measurements_folder(request: CalibrationRequest, sweep: SweepPlan) -> Path:
     """The run's folder, keyed by everything that shapes its points (a rerun resumes it)."""
     target, engine, dtype = request.target, request.engine, request.dtype
-    key = run_key(target, engine, dtype, list(request.shapes), list(sweep.grid), sweep.repeats, sweep.timer)
+    key = run_key(target, engine, dtype, list(request.shapes), list(sweep.grid), sweep.repeats, sweep.timer,
+                  sweep.anchors)
     folder = data_dir() / "calibrations" / target.key / f"{engine}-{dtype}-{key}"
     if not request.resume and folder.exists():
         shutil.rmtree(folder)
@@ -316,8 +317,9 @@ def calibrate(request: CalibrationRequest, make_runner: Callable[[ModelSpec], Pa
         kernels.append(getattr(made, "kernels", "unknown"))
         return made
 
-    report = run_sweep(shapes, grid, measurements, runner, repeats=repeats, warmup=sweep.warmup, on_point=on_point)
-    rows, drift = drift_corrected(report.rows)
+    report = run_sweep(shapes, grid, measurements, runner, repeats=repeats, warmup=sweep.warmup, on_point=on_point,
+                       anchors=sweep.anchors)
+    rows, drift = drift_corrected(report.rows, sweep.anchors)
     data = group_by_shape(rows, shapes, dtype)
     if not data:
         raise UserError("no point could be measured (every one ran out of memory?); try smaller --model shapes")

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lattts.calibrate.grid import Anchors
 from lattts.calibrate.run import Calibration, CalibrationRequest, SweepPlan, Target, calibrate, fingerprint_cpu
 from lattts.models.spec import ModelSpec
 
@@ -44,8 +45,9 @@ def calibrate_server(backend, spec: ModelSpec, quick: bool, resume: bool = True,
     info = backend.info
     request = CalibrationRequest(target=server_target(backend), shapes=(spec,), dtype=SERVER_KV_DTYPE, quick=quick,
                                  resume=resume, engine=info.engine, out=out)
-    sweep = SweepPlan(tuple(server_grid(info.slots or 1, info.context_tokens or 2048, quick)), REPEATS[quick], warmup=0,
-                      rows_factor=True, per_sequence=True, timer=runner.timer)
+    slots = info.slots or 1
+    sweep = SweepPlan(tuple(server_grid(slots, info.context_tokens or 2048, quick)), REPEATS[quick], warmup=0,
+                      rows_factor=True, per_sequence=True, timer=runner.timer, anchors=Anchors.within(slots))
     server = {**info.to_json(), "timer": runner.timer, "weights": spec.weight_format.source if spec.weight_format else None,
               "kv_dtype": SERVER_KV_DTYPE, "one_shape": "the fitted rates describe this model on this server"}
     on_point, on_start = progress

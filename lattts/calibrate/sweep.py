@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lattts.calibrate.grid import ANCHOR_POINT, ROWS_ANCHOR_POINT, PassShape, anchor_for
+from lattts.calibrate.grid import ANCHORS, Anchors, PassShape
 from lattts.calibrate.measurements import Measurement, append, read
 from lattts.models.spec import ModelSpec
 
@@ -108,7 +108,7 @@ def _dominated(point: PassShape, limits: Iterable[PassShape]) -> bool:
     return any(point.batch >= o.batch and point.query >= o.query and point.context >= o.context for o in limits)
 
 
-# The anchors (``grid.anchor_for``) are decode steps of the first shape, timed between every two passes of
+# The anchors (``grid.Anchors``) are decode steps of the first shape, timed between every two passes of
 # every point. Through llama.cpp's server on a 2-core AMD EPYC VM (benchmarks/bench_anchor_pairing.py:
 # 49 cycles of B=1, 4, 8 runs in 7 minutes) the runs' spans varied by cv 6.5-7.6%; divided by the
 # one-row anchor just before them by 5.8-7.3%, by the mean of the anchors before and after by 4.5-6.4%.
@@ -118,16 +118,16 @@ MAX_ROUNDS = 2  # at most this many rounds of ``repeats`` pairs per point (calib
 
 def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_runner: Callable[[ModelSpec], PassRunner],
               repeats: int = 7, warmup: int = 2, on_point: Callable[[ModelSpec, PassShape, float], None] | None = None,
-              paired: bool = True) -> SweepReport:
+              anchors: Anchors | None = ANCHORS) -> SweepReport:
     """Time every (shape, point) not yet in ``path``, appending as it goes; returns all rows.
 
     Points run smallest first, so an out-of-memory point marks a limit for the larger ones. With
-    ``paired``, each timed pass sits between two passes of a fixed anchor of its own kind (the first
-    shape at ``anchor_for(point)``, on its own model and cache) and is taken relative to their mean,
-    so drift can be divided out (``measurements.drift_corrected``); a point's last anchor opens the
-    next point's pairs where that point has the same anchor. (The mean of the anchors either side
-    follows a speed that changes within seconds better than the one before: see above.)
-    ``on_point(shape, point, seconds_spent)`` reports progress.
+    ``anchors`` (None: unpaired), each timed pass sits between two passes of a fixed anchor of its
+    own kind (the first shape at ``anchors.of(point)``, on its own model and cache) and is taken
+    relative to their mean, so drift can be divided out (``measurements.drift_corrected``); a point's
+    last anchor opens the next point's pairs where that point has the same anchor. (The mean of the
+    anchors either side follows a speed that changes within seconds better than the one before: see
+    above.) ``on_point(shape, point, seconds_spent)`` reports progress.
     """
     existing = read(path) if path.exists() else []
     done = {m.key for m in existing}
@@ -144,9 +144,9 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
                 if (spec.name, *p.key) not in done]
         if not todo:
             continue
-        if paired and anchor is None:
+        if anchors is not None and anchor is None:
             anchor = make_runner(shapes[0])
-            for kind in (ANCHOR_POINT, ROWS_ANCHOR_POINT):
+            for kind in anchors.points:
                 anchor.time_pass(kind, 0, warmup)
         runner, closing = make_runner(spec), None  # closing: (anchor, its last time) of the point before
         for point in todo:
@@ -156,7 +156,7 @@ def run_sweep(shapes: list[ModelSpec], grid: list[PassShape], path: Path, make_r
                 if on_point:
                     on_point(spec, point, 0.0)
                 continue
-            own = anchor_for(point)
+            own = anchors.of(point)
             try:
                 runner.time_pass(point, 0, warmup)
                 times = []

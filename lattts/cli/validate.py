@@ -111,7 +111,7 @@ def _print(out: dict) -> None:
     if s.get("drift"):
         note = " [bold yellow](larger than the median error: read the errors with that in mind)[/]" if s["drift_exceeds_error"] else ""
         each = "; ".join(f"{kind} {d['start']:.2f}x at start, {d['end']:.2f}x at end, range {d['min']:.2f}-{d['max']:.2f}x"
-                         for kind, d in (("one-row pass", s["drift"]), ("many-row pass", s["drift_rows"])))
+                         for kind, d in (("one-row pass", s["drift"]), ("many-row pass", s.get("drift_rows"))) if d)
         console.print(f"  device drift (anchor passes vs calibration): {each}{note}")
     tr = out.get("transformers")
     if tr:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lattts.models.spec import ModelSpec
-from lattts.simulator.deployment import AS_PROFILED, Deployment
+from lattts.simulator.deployment import Deployment
 from lattts.simulator.profile import DeviceProfile
 
 GROUPS = ("linear", "attention", "lm_head", "elementwise", "overhead", "comm")
@@ -199,8 +199,6 @@ def group_times(work: PassWork, spec: ModelSpec, deploy: Deployment) -> dict[str
         "overhead": (overhead, zero, zero),
         "comm": (comm, comm, zero),
     }
-    if deploy.speed == AS_PROFILED:
-        return groups
     # the device's speed now, by the pass's kind (one row or more); every part alike, so combine() of the
     # scaled parts is the scaled whole (the p-norm is homogeneous)
     factor = deploy.speed.at(work.rows)

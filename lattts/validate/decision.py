@@ -37,7 +37,8 @@ def neighbours(chosen: Point, branches: tuple[int, ...], draft_lens: tuple[int, 
 @dataclass(frozen=True)
 class Candidate:
     """One configuration of the check: its accuracy and predicted latency (the grid's), its measured
-    latency, and the device's speed while it ran relative to calibration (``drift``, 1.0 = as calibrated)."""
+    latency, and the device's speed while it ran relative to calibration as its passes weigh it (``drift``:
+    its prediction at the anchors' speed over its prediction as calibrated; 1.0 = as calibrated)."""
 
     config: Config
     accuracy: float

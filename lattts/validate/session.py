@@ -90,8 +90,9 @@ def mean_speed(speeds: list[DeviceSpeed]) -> DeviceSpeed:
 
 
 def speed_factors(speeds: list[DeviceSpeed]) -> list[float]:
-    """Every anchor factor of ``speeds`` (both kinds), e.g. for the spread of the device's speed."""
-    return [f for s in speeds for f in (s.one_row, s.rows)]
+    """Every anchor factor of ``speeds``, e.g. for the spread of the device's speed: both kinds, or one
+    where the profile has only the one-row anchor (its speeds carry that factor for both)."""
+    return [f for s in speeds for f in ((s.one_row,) if s.rows == s.one_row else (s.one_row, s.rows))]
 
 
 def drift_corrected_runs(items: Iterable[T], anchor: Anchor, run: Callable[[T, Any], Any], seed: int,
@@ -134,10 +135,13 @@ class Session:
         within = [c.measured_s <= c.predicted_p90_s for c in self.comparisons]
         out["coverage_p90"] = {"within": int(sum(within)), "runs": len(within),
                                "fraction": float(np.mean(within)) if within else None}
-        if self.anchors:  # the one-row anchor's factors as "drift", the many-row anchor's as "drift_rows"
-            for key, a in (("drift", [s.one_row for s in self.anchors]), ("drift_rows", [s.rows for s in self.anchors])):
+        if self.anchors:  # the one-row anchor's factors as "drift", the many-row anchor's (where timed) as "drift_rows"
+            kinds = {"drift": [s.one_row for s in self.anchors]}
+            if any(s.rows != s.one_row for s in self.anchors):
+                kinds["drift_rows"] = [s.rows for s in self.anchors]
+            for key, a in kinds.items():
                 out[key] = {"start": a[0], "end": a[-1], "min": min(a), "max": max(a), "spread": max(a) / min(a) - 1.0}
-            spread = max(out["drift"]["spread"], out["drift_rows"]["spread"])
+            spread = max(out[key]["spread"] for key in kinds)
             out["drift_exceeds_error"] = bool(spread > (out["median_abs_error"] or 0.0))
         return out
 
