@@ -1,12 +1,13 @@
 """Does one anchor follow the machine's speed for every batch size, or do one-row and many-row steps drift apart?
 
-Calibration and validation divide the machine's speed out with one anchor: a decode step of B=1
-(``ANCHOR_POINT``), a one-row pass. On a CPU a one-row matmul runs a different kernel (a vector dot
-product, bound by memory) from a many-row one (blocked, bound by compute), and a neighbour on the
-host can slow one and not the other. For ``--minutes``, against a llama.cpp server without a draft,
-this runs plain budget-forced requests of B = 1, 2, 4, 8 (L = 64, shuffled each cycle) with two
-anchors timed between every two runs: the calibration's one-row anchor and a decode step of
-``--rows-anchor`` rows (default B=4), both timed as `lattts calibrate --server` times a point. Per
+Calibration and validation once divided the machine's speed out with one anchor: a decode step of
+B=1 (``ANCHOR_POINT``), a one-row pass. On a CPU a one-row matmul runs a different kernel (a vector
+dot product, bound by memory) from a many-row one (blocked, bound by compute), and a neighbour on
+the host can slow one and not the other; this benchmark is why they now have two (``grid.Anchors``).
+For ``--minutes``, against a llama.cpp server without a draft, it runs plain budget-forced requests
+of B = 1, 2, 4, 8 (L = 64, shuffled each cycle) with two anchors timed between every two runs: the
+one-row anchor and a decode step of ``--rows-anchor`` rows (default: the many-row anchor's, B=4),
+both timed as `lattts calibrate --server` times a point. Per
 batch size it reports how much the runs' generated spans vary, what is left after dividing by the
 mean of either anchor around the run, and the least-squares loadings of log span on both log anchors
 together (within a batch size): a run that follows the one-row anchor loads on it, one that follows
@@ -36,18 +37,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", required=True, help="a llama.cpp server without a draft")
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--rows-anchor", type=int, default=4, help="B of the second anchor's decode step")
+    ap.add_argument("--rows-anchor", type=int, default=None, help="B of the second anchor's decode step (default 4)")
     ap.add_argument("--out", help="also write every run and anchor timing here as JSON")
     args = ap.parse_args()
 
     from lattts.backend import GenerationRequest
-    from lattts.calibrate.grid import ANCHOR_POINT, PassShape
+    from lattts.calibrate.grid import ANCHOR_POINT, ANCHORS, PassShape
     from lattts.serving.connect import connect
     from lattts.serving.timing import SAMPLED, ServerPassRunner
 
     backend = connect(args.server, "llama.cpp")
     runner = ServerPassRunner(backend)
-    anchors = (ANCHOR_POINT, PassShape(args.rows_anchor, 1, ANCHOR_POINT.context))
+    anchors = (ANCHOR_POINT, PassShape(args.rows_anchor, 1, ANCHOR_POINT.context) if args.rows_anchor else ANCHORS.rows)
     prompt = runner._kept_prompt(50)
     for point in anchors:
         runner.time_pass(point, 0, 2)
